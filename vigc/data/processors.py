@@ -1,0 +1,103 @@
+"""Image processors of the original (BLIP eval / BLIP-2 train), re-implemented without torchvision.
+
+torchvision's `Resize` on a PIL image calls `PIL.Image.resize` and `ToTensor` divides uint8 by 255, so doing
+the same steps with PIL and torch gives bitwise-identical tensors (the parity fixture checks this).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_normalized_tensor(
+    image: Image.Image, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD
+) -> torch.Tensor:
+    """Convert an RGB PIL image to a normalised float tensor, as `ToTensor` + `Normalize` do.
+
+    Args:
+        image: RGB image.
+        mean: per-channel mean.
+        std: per-channel standard deviation.
+
+    Returns:
+        Tensor of shape (3, H, W), float32.
+    """
+    array = np.array(image, dtype=np.uint8, copy=True)  # (H, W, 3)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32)[:, None, None]
+    std_t = torch.as_tensor(std, dtype=torch.float32)[:, None, None]
+    return tensor.sub_(mean_t).div_(std_t)
+
+
+@dataclass(frozen=True)
+class EvalImageProcessor:
+    """Resize to `image_size` x `image_size` (bicubic, aspect ratio not kept) and normalise (CLIP stats).
+
+    Args:
+        image_size: output side in pixels.
+    """
+
+    image_size: int = 224
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """Process one image; returns (3, S, S) float32."""
+        resized = image.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+        return to_normalized_tensor(resized)
+
+
+@dataclass(frozen=True)
+class TrainImageProcessor:
+    """Random resized crop (bicubic) + optional horizontal flip + CLIP normalisation (BLIP-2 training).
+
+    The original always flipped; a flip contradicts "left"/"right" in the instruction texts, so it is optional
+    and off by default.
+
+    Args:
+        image_size: output side in pixels.
+        min_scale: smallest crop area as a fraction of the image.
+        max_scale: largest crop area as a fraction of the image.
+        horizontal_flip: flip with probability 0.5.
+    """
+
+    image_size: int = 224
+    min_scale: float = 0.5
+    max_scale: float = 1.0
+    horizontal_flip: bool = False
+
+    def __call__(self, image: Image.Image, rng: random.Random | None = None) -> torch.Tensor:
+        """Process one image with `rng` (the module's `random` when None); returns (3, S, S) float32."""
+        rng = rng or random.Random(random.getrandbits(64))
+        image = image.convert("RGB")
+        left, top, width, height = self._crop_box(image.width, image.height, rng)
+        cropped = image.resize(
+            (self.image_size, self.image_size),
+            Image.Resampling.BICUBIC,
+            box=(left, top, left + width, top + height),
+        )
+        if self.horizontal_flip and rng.random() < 0.5:
+            cropped = cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_normalized_tensor(cropped)
+
+    def _crop_box(self, width: int, height: int, rng: random.Random) -> tuple[int, int, int, int]:
+        """Sample a crop like torchvision's RandomResizedCrop (ratio 3/4 to 4/3, 10 tries then centre)."""
+        area = width * height
+        log_ratio = (math.log(3 / 4), math.log(4 / 3))
+        for _ in range(10):
+            target_area = area * rng.uniform(self.min_scale, self.max_scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w = round(math.sqrt(target_area * aspect))
+            h = round(math.sqrt(target_area / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                return rng.randint(0, width - w), rng.randint(0, height - h), w, h
+        side = min(width, height)
+        return (width - side) // 2, (height - side) // 2, side, side

@@ -1,0 +1,425 @@
+"""Decoding from a visual prefix: greedy, sampling and beam search over a causal LM with a KV cache.
+
+We decode with our own loop instead of `generate()` because the released VIGC outputs depend on details of
+transformers 4.33's generate-from-embeddings that transformers 5 changed (fixture README §8):
+
+* 4.33 put a hidden BOS id (`generation_config.bos_token_id`, 1 for LLaMA) in front of the generated ids. It is
+  never fed to the model, but it counts in `max_length`/`min_length`, is penalised by the repetition penalty and
+  counts in the length that normalises beam scores. `DecodingSettings.hidden_bos_id` reproduces this.
+* 4.33's beam search (`BeamSearchScorer` with `early_stopping=False`) scores a finished hypothesis by
+  `sum_logprobs / len(ids_before_eos) ** length_penalty` and stops a batch row with the `cur_len` heuristic.
+
+Everything here is plain torch; the LM is only called through `LMStep`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from vigc.errors import ConfigError
+
+StopCondition = Callable[[torch.Tensor], torch.Tensor]
+"""Called with the generated ids (N, T) after each step; returns a bool (N,) of rows to finish now."""
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """How to decode. Every default lives here.
+
+    Args:
+        num_beams: beam width; 1 is greedy (or sampling with `do_sample`).
+        do_sample: sample instead of taking the arg-max (only with `num_beams=1`).
+        temperature: softmax temperature for sampling.
+        top_p: nucleus-sampling mass (1.0 keeps every token).
+        top_k: keep only the k most likely tokens when sampling (0 keeps all).
+        max_new_tokens: most tokens to generate (the hidden BOS, if any, not counted).
+        min_new_tokens: EOS is forbidden before this many tokens (the hidden BOS, if any, counted, as in 4.33).
+        repetition_penalty: CTRL-style penalty on ids already generated (1.0 is off).
+        length_penalty: exponent of the length that divides beam scores.
+        num_return_sequences: sequences returned per input (at most `num_beams` for beam search).
+        hidden_bos_id: when set, reproduce transformers 4.33: this id starts every sequence without being fed.
+    """
+
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    min_new_tokens: int = 0
+    repetition_penalty: float = 1.0
+    length_penalty: float = 1.0
+    num_return_sequences: int = 1
+    hidden_bos_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1 or self.max_new_tokens < 1 or self.num_return_sequences < 1:
+            raise ConfigError("num_beams, max_new_tokens and num_return_sequences must be at least 1.")
+        if self.do_sample and self.num_beams > 1:
+            raise ConfigError("Sampling with beams is not supported: set num_beams=1 to sample, or do_sample=false.")
+        if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
+            raise ConfigError(
+                f"num_return_sequences ({self.num_return_sequences}) cannot exceed num_beams ({self.num_beams})."
+            )
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.repetition_penalty <= 0:
+            raise ConfigError("temperature and repetition_penalty must be > 0 and top_p in (0, 1].")
+
+    @classmethod
+    def from_lavis(
+        cls,
+        *,
+        use_nucleus_sampling: bool = False,
+        num_beams: int = 5,
+        max_length: int = 256,
+        min_length: int = 1,
+        top_p: float = 0.9,
+        repetition_penalty: float = 1.5,
+        length_penalty: float = 1.0,
+        num_captions: int = 1,
+        temperature: float = 1.0,
+        hidden_bos_id: int = 1,
+    ) -> DecodingSettings:
+        """Settings equal to the original `generate(...)` arguments under transformers 4.33.
+
+        `max_length`/`min_length` counted the hidden BOS there, so `max_length=30` allows 29 new tokens.
+        """
+        return cls(
+            num_beams=num_beams,
+            do_sample=use_nucleus_sampling,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_length - 1,
+            min_new_tokens=max(0, min_length - 1),
+            repetition_penalty=repetition_penalty,
+            length_penalty=length_penalty,
+            num_return_sequences=num_captions,
+            hidden_bos_id=hidden_bos_id,
+        )
+
+    def with_changes(self, **changes: Any) -> DecodingSettings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+@dataclass
+class DecodingOutput:
+    """Generated ids, `num_return_sequences` rows per input, in input order.
+
+    Attributes:
+        sequences: (N * R, T) ids; starts with the hidden BOS when set; padded with `pad_token_id`.
+        scores: (N * R,) length-normalised sum of log-probabilities (beam scores for beam search).
+        num_steps: how many decoding steps ran (LM calls after the prompt).
+    """
+
+    sequences: torch.Tensor
+    scores: torch.Tensor
+    num_steps: int
+
+
+class LMStep(Protocol):
+    """One forward of the language model on new input embeddings, extending the cache."""
+
+    def __call__(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Returns the last position's logits (N, V) in float32 and the updated cache."""
+        ...
+
+
+@dataclass
+class DecodingInputs:
+    """What the decoder needs besides the settings.
+
+    Attributes:
+        inputs_embeds: (N, L, H) left-padded prompt embeddings.
+        attention_mask: (N, L) 1 on real positions.
+        embed: maps ids (N, 1) to embeddings (N, 1, H).
+        step: the LM call.
+        eos_token_id: end-of-sequence id.
+        pad_token_id: id written after a sequence ended.
+    """
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    embed: Callable[[torch.Tensor], torch.Tensor]
+    step: LMStep
+    eos_token_id: int
+    pad_token_id: int
+
+
+def prompt_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions of a left-padded batch: real tokens count from 0; padded slots get 1 (as VIGC's LLaMA did)."""
+    positions = attention_mask.long().cumsum(-1) - 1
+    return positions.masked_fill(attention_mask == 0, 1)
+
+
+def apply_repetition_penalty(scores: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL repetition penalty on the ids in `generated` (N, T): negative scores x penalty, positive / penalty."""
+    if penalty == 1.0 or generated.shape[1] == 0:
+        return scores
+    picked = torch.gather(scores, 1, generated)
+    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return scores.scatter(1, generated, picked)
+
+
+def _process_scores(scores: torch.Tensor, generated: torch.Tensor, settings: DecodingSettings, eos: int) -> torch.Tensor:
+    """Logits processors in 4.33's order: repetition penalty, then the minimum length."""
+    scores = apply_repetition_penalty(scores, generated, settings.repetition_penalty)
+    if generated.shape[1] < settings.min_new_tokens + (settings.hidden_bos_id is not None):
+        scores = scores.clone()
+        scores[:, eos] = -float("inf")
+    return scores
+
+
+def _warp_for_sampling(scores: torch.Tensor, settings: DecodingSettings) -> torch.Tensor:
+    """Temperature, top-k and top-p (nucleus) filtering of next-token scores (N, V)."""
+    scores = scores / settings.temperature
+    if settings.top_k > 0:
+        kth = torch.topk(scores, min(settings.top_k, scores.shape[-1])).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, -float("inf"))
+    if settings.top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=False)
+        cumulative = sorted_scores.softmax(-1).cumsum(-1)
+        remove_sorted = cumulative <= (1 - settings.top_p)
+        remove_sorted[:, -1] = False  # always keep the most likely token
+        remove = remove_sorted.scatter(1, order, remove_sorted)
+        scores = scores.masked_fill(remove, -float("inf"))
+    return scores
+
+
+def _start_ids(n: int, settings: DecodingSettings, device: torch.device) -> torch.Tensor:
+    if settings.hidden_bos_id is None:
+        return torch.empty(n, 0, dtype=torch.long, device=device)
+    return torch.full((n, 1), settings.hidden_bos_id, dtype=torch.long, device=device)
+
+
+def decode(
+    inputs: DecodingInputs,
+    settings: DecodingSettings,
+    stop: StopCondition | None = None,
+    generator: torch.Generator | None = None,
+) -> DecodingOutput:
+    """Decode with `settings`; greedy/sampling when `num_beams == 1`, beam search otherwise.
+
+    Args:
+        inputs: prompt embeddings, mask and the LM.
+        settings: decoding settings.
+        stop: optional extra stopping rule evaluated after every step (greedy/sampling rows stop; beam
+            hypotheses are finished as if EOS had come).
+        generator: RNG for sampling.
+    """
+    if settings.num_beams == 1:
+        return _sample_or_greedy(inputs, settings, stop, generator)
+    return _beam_search(inputs, settings, stop)
+
+
+def _expand(inputs: DecodingInputs, times: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if times == 1:
+        return inputs.inputs_embeds, inputs.attention_mask
+    return (
+        inputs.inputs_embeds.repeat_interleave(times, dim=0),
+        inputs.attention_mask.repeat_interleave(times, dim=0),
+    )
+
+
+def _sample_or_greedy(
+    inputs: DecodingInputs,
+    settings: DecodingSettings,
+    stop: StopCondition | None,
+    generator: torch.Generator | None,
+) -> DecodingOutput:
+    """4.33 `greedy_search`/`sample`: processors on raw logits; finished rows are padded."""
+    embeds, mask = _expand(inputs, settings.num_return_sequences)
+    n, device = embeds.shape[0], embeds.device
+    logits, cache = inputs.step(embeds, mask, prompt_position_ids(mask), None)
+    ids = _start_ids(n, settings, device)
+    unfinished = torch.ones(n, dtype=torch.bool, device=device)
+    logprob_sum = torch.zeros(n, device=device)
+    num_new = torch.zeros(n, device=device)
+    steps = 0
+    for step in range(settings.max_new_tokens):
+        scores = _process_scores(logits, ids, settings, inputs.eos_token_id)
+        if settings.do_sample:
+            probs = _warp_for_sampling(scores, settings).softmax(-1)
+            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            next_ids = scores.argmax(-1)
+        chosen = logits.log_softmax(-1).gather(1, next_ids[:, None]).squeeze(1)
+        logprob_sum += torch.where(unfinished, chosen, torch.zeros_like(chosen))
+        num_new += unfinished.float()
+        next_ids = torch.where(unfinished, next_ids, torch.full_like(next_ids, inputs.pad_token_id))
+        ids = torch.cat([ids, next_ids[:, None]], dim=1)
+        unfinished &= next_ids != inputs.eos_token_id
+        if stop is not None:
+            unfinished &= ~stop(ids)
+        if not bool(unfinished.any()) or step == settings.max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
+        position = (mask.long().sum(-1, keepdim=True) - 1)
+        logits, cache = inputs.step(inputs.embed(next_ids[:, None]), mask, position, cache)
+        steps += 1
+    scores_out = logprob_sum / num_new.clamp(min=1) ** settings.length_penalty
+    return DecodingOutput(sequences=ids, scores=scores_out, num_steps=steps + 1)
+
+
+class _Hypotheses:
+    """The n best finished hypotheses of one input (4.33 `BeamHypotheses`, early_stopping=False)."""
+
+    def __init__(self, num_beams: int, length_penalty: float) -> None:
+        self.num_beams = num_beams
+        self.length_penalty = length_penalty
+        self.beams: list[tuple[float, torch.Tensor]] = []
+        self.worst_score = 1e9
+
+    def add(self, ids: torch.Tensor, sum_logprobs: float, length: int) -> None:
+        score = sum_logprobs / (length**self.length_penalty)
+        if len(self.beams) < self.num_beams or score > self.worst_score:
+            self.beams.append((score, ids))
+            if len(self.beams) > self.num_beams:
+                ranked = sorted((s, i) for i, (s, _) in enumerate(self.beams))
+                del self.beams[ranked[0][1]]
+                self.worst_score = ranked[1][0]
+            else:
+                self.worst_score = min(score, self.worst_score)
+
+    def is_done(self, best_sum_logprobs: float, cur_len: int) -> bool:
+        if len(self.beams) < self.num_beams:
+            return False
+        return self.worst_score >= best_sum_logprobs / cur_len**self.length_penalty
+
+
+@dataclass
+class _BeamState:
+    ids: torch.Tensor  # (N*K, T)
+    scores: torch.Tensor  # (N*K,)
+    hyps: list[_Hypotheses]
+    done: list[bool]
+
+
+def _select_beams(
+    state: _BeamState,
+    top_scores: torch.Tensor,
+    top_ids: torch.Tensor,
+    settings: DecodingSettings,
+    eos: int,
+    pad: int,
+    stopped: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """4.33 `BeamSearchScorer.process` for one step; returns next scores, tokens and source rows (N*K,)."""
+    k = settings.num_beams
+    n = len(state.hyps)
+    next_scores = torch.zeros(n, k, dtype=top_scores.dtype)
+    next_tokens = torch.full((n, k), pad, dtype=torch.long)
+    next_rows = torch.zeros(n, k, dtype=torch.long)
+    bonus = 0 if settings.hidden_bos_id is not None else 1
+    cur_len = state.ids.shape[1] + bonus
+    for b in range(n):
+        if state.done[b]:
+            continue
+        filled = 0
+        for rank in range(2 * k):
+            score, token, row = float(top_scores[b, rank]), int(top_ids[b, rank, 0]), int(top_ids[b, rank, 1])
+            ended = token == eos or (stopped is not None and bool(stopped[row, token]))
+            if ended:
+                if rank >= k:
+                    continue
+                kept = state.ids[row] if token == eos else torch.cat([state.ids[row], state.ids.new_tensor([token])])
+                state.hyps[b].add(kept, score, kept.shape[0] + (bonus if token == eos else 0))
+            else:
+                next_scores[b, filled], next_tokens[b, filled], next_rows[b, filled] = score, token, row
+                filled += 1
+            if filled == k:
+                break
+        state.done[b] = state.hyps[b].is_done(float(top_scores[b].max()), cur_len)
+    return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
+
+
+def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopCondition | None) -> DecodingOutput:
+    """4.33 `beam_search`: processors on log-softmax scores, 2K candidates, `cur_len` stopping heuristic."""
+    k = settings.num_beams
+    embeds, mask = _expand(inputs, k)
+    n_rows, device = embeds.shape[0], embeds.device
+    n = n_rows // k
+    logits, cache = inputs.step(embeds, mask, prompt_position_ids(mask), None)
+    beam_scores = torch.zeros(n, k, device=device)
+    beam_scores[:, 1:] = -1e9
+    state = _BeamState(
+        ids=_start_ids(n_rows, settings, device),
+        scores=beam_scores.view(-1),
+        hyps=[_Hypotheses(k, settings.length_penalty) for _ in range(n)],
+        done=[False] * n,
+    )
+    steps = 0
+    for step in range(settings.max_new_tokens):
+        logprobs = _process_scores(logits.log_softmax(-1), state.ids, settings, inputs.eos_token_id)
+        vocab = logprobs.shape[-1]
+        candidates = (logprobs + state.scores[:, None]).view(n, k * vocab)
+        top_scores, top_flat = torch.topk(candidates, 2 * k, dim=1, largest=True, sorted=True)
+        rows = top_flat // vocab + torch.arange(n, device=device)[:, None] * k
+        top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
+        stopped = _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
+        scores, tokens, source = _select_beams(
+            state, top_scores.cpu(), top_ids, settings, inputs.eos_token_id, inputs.pad_token_id, stopped
+        )
+        state.ids = torch.cat([state.ids[source.to(device)], tokens.to(device)[:, None]], dim=1)
+        state.scores = scores.to(device)
+        if all(state.done) or step == settings.max_new_tokens - 1:
+            break
+        cache.reorder_cache(source.to(device))
+        mask = torch.cat([mask, mask.new_ones(n_rows, 1)], dim=1)
+        position = mask.long().sum(-1, keepdim=True) - 1
+        logits, cache = inputs.step(inputs.embed(tokens.to(device)[:, None]), mask, position, cache)
+        steps += 1
+    return _finalize(state, settings, inputs.eos_token_id, inputs.pad_token_id, steps + 1)
+
+
+def _stopped_extensions(
+    stop: StopCondition | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
+) -> torch.Tensor | None:
+    """For a stop rule under beam search: which (row, token) candidate extensions end a hypothesis."""
+    if stop is None:
+        return None
+    flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
+    pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
+    ordered = sorted(pairs)
+    candidates = torch.cat(
+        [ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1
+    )
+    ended = stop(candidates).cpu()
+    for (row, token), is_end in zip(ordered, ended.tolist(), strict=True):
+        flags[row, token] = is_end
+    return flags
+
+
+def _finalize(
+    state: _BeamState, settings: DecodingSettings, eos: int, pad: int, num_steps: int
+) -> DecodingOutput:
+    """4.33 `BeamSearchScorer.finalize`: add unfinished beams, keep the best, pad and close with EOS."""
+    k = settings.num_beams
+    for b, hyps in enumerate(state.hyps):
+        if state.done[b]:
+            continue
+        for j in range(k):
+            row = b * k + j
+            hyps.add(state.ids[row], float(state.scores[row]), state.ids.shape[1])
+    best: list[torch.Tensor] = []
+    best_scores: list[float] = []
+    for hyps in state.hyps:
+        ranked = sorted(hyps.beams, key=lambda item: item[0])
+        for _ in range(settings.num_return_sequences):
+            score, ids = ranked.pop()
+            best.append(ids)
+            best_scores.append(score)
+    max_total = settings.max_new_tokens + (settings.hidden_bos_id is not None)
+    width = min(max(len(ids) for ids in best) + 1, max_total)
+    out = torch.full((len(best), width), pad, dtype=torch.long, device=state.ids.device)
+    for i, ids in enumerate(best):
+        out[i, : len(ids)] = ids
+        if len(ids) < max_total:
+            out[i, len(ids)] = eos
+    return DecodingOutput(sequences=out, scores=torch.tensor(best_scores, dtype=torch.float32), num_steps=num_steps)
