@@ -1,0 +1,32 @@
+"""Packaging for VIGC: ``pip install -e .`` (add ``".[dev]"`` for the test tools, ``".[demo]"`` for the demo)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vigc",
+    version="0.1.0",
+    description="VIGC: Visual Instruction Generation and Correction, on transformers 5",
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vigc", "vigc.*"]),
+    # Model/dataset defaults and project configs are read from the installed package.
+    package_data={"vigc": ["configs/**/*.yaml", "projects/**/*.yaml", "assets/**/*"]},
+    install_requires=[
+        "torch>=2.1,<3",
+        "transformers>=5.0,<6",
+        "sentencepiece",
+        "safetensors",
+        "omegaconf>=2.3",
+        "tqdm",
+        "pillow",
+        "numpy",
+    ],
+    extras_require={
+        "dev": ["pytest", "ruff", "mypy"],
+        "demo": ["gradio", "playwright"],
+    },
+)

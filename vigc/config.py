@@ -1,0 +1,360 @@
+"""Load a YAML config, apply ``--options`` overrides and check every section before anything heavy runs.
+
+A config has three sections: ``model`` (``arch`` names a builder in ``MODELS``; the other keys are its keyword
+arguments), ``datasets`` (one entry per dataset builder) and ``run`` (``task`` names a builder in ``TASKS``).
+
+The original project's configs name models the LAVIS way, ``arch: blip2_vicuna_instruct`` plus a
+``model_type``; those resolve to a model default file under ``vigc/configs/models/`` whose ``arch`` names our
+builder, with the project's own model keys merged over it.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import logging
+import os
+import types
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+
+import yaml
+from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vigc.errors import ConfigError
+from vigc.registry import DATASETS, MODELS, TASKS, Registry, closest_match
+
+__all__ = [
+    "LEGACY_ARCH",
+    "LEGACY_MODEL_TYPES",
+    "MODEL_CONFIG_DIR",
+    "SECTIONS",
+    "build_model",
+    "load_config",
+    "validate_builder_kwargs",
+    "validate_config",
+]
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = ("model", "datasets", "run")
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
+
+# The original's `arch: blip2_vicuna_instruct` + `model_type: <t>` → the model default file for <t>.
+LEGACY_ARCH = "blip2_vicuna_instruct"
+LEGACY_MODEL_TYPES: dict[str, str] = {
+    "vicuna7b": "blip2_instruct_vicuna7b.yaml",
+    "vicuna13b": "blip2_instruct_vicuna13b.yaml",
+    "minigpt4_vicuna7b": "mini_gpt4_vicuna7b.yaml",
+    "minigpt4_vicuna13b": "mini_gpt4_vicuna13b.yaml",
+}
+
+
+def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -> DictConfig:
+    """Load a project config, apply ``--options`` overrides and fill in legacy model defaults.
+
+    Args:
+        cfg_path: Path of the YAML file.
+        options: Overrides ``section.key=value``; values are read as YAML (``true``, ``3``, ``1e-5``,
+            ``[a,b]``); an empty value is the empty string.
+
+    Returns:
+        The config, with the model section in our naming (``arch`` is a ``MODELS`` builder name).
+
+    Raises:
+        ConfigError: If the file is missing or not YAML, has unknown sections, an override is malformed or
+            names a section the file lacks, or a legacy ``model_type`` is unknown.
+    """
+    source = str(cfg_path)
+    cfg = _load_yaml(Path(cfg_path))
+    for key in cfg:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown top-level section {key!r}{_did_you_mean(str(key), SECTIONS)}. "
+                f"A config has the sections {', '.join(SECTIONS)}."
+            )
+    for option in options:
+        _apply_option(cfg, option, source=source)
+    if isinstance(cfg.get("model"), DictConfig):
+        cfg.model = _resolve_legacy_model(cfg.model, source=source)
+    return cfg
+
+
+def validate_config(
+    cfg: DictConfig,
+    *,
+    source: str,
+    models: Registry = MODELS,
+    datasets: Registry = DATASETS,
+    tasks: Registry = TASKS,
+) -> None:
+    """Check the parts of a config that can be checked before building anything.
+
+    The model section is checked against its builder's signature. Dataset names and ``run.task`` are checked
+    against their registries when those have entries; their other keys are checked by their own builders.
+
+    Args:
+        cfg: A config from `load_config`.
+        source: Where the config came from (its file path), for messages.
+        models: Registry of model builders.
+        datasets: Registry of dataset builders.
+        tasks: Registry of tasks.
+
+    Raises:
+        ConfigError: On the first problem found.
+    """
+    if not isinstance(cfg.get("model"), DictConfig):
+        raise ConfigError(f"{source}: the config has no 'model' section; add one with an 'arch' key.")
+    builder, kwargs = _model_builder(cfg.model, source=source, models=models)
+    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+    dataset_section = cfg.get("datasets")
+    if len(datasets) and isinstance(dataset_section, DictConfig):
+        for name in dataset_section:
+            if name not in datasets:
+                raise ConfigError(f"{source}: section 'datasets': {datasets.unknown_name_message(name)}")
+    run_section = cfg.get("run")
+    if len(tasks) and isinstance(run_section, DictConfig):
+        task = run_section.get("task")
+        if task is None:
+            raise ConfigError(
+                f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}."
+            )
+        if task not in tasks:
+            raise ConfigError(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
+
+
+def build_model(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> Any:
+    """Validate a model section and call the builder its ``arch`` names with the other keys.
+
+    Args:
+        cfg_model: The ``model`` section of a config from `load_config`.
+        source: Where the config came from, for messages.
+        models: Registry of model builders.
+
+    Returns:
+        Whatever the builder returns.
+
+    Raises:
+        ConfigError: If ``arch`` is unknown or a key does not fit the builder.
+    """
+    builder, kwargs = _model_builder(cfg_model, source=source, models=models)
+    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+    return builder(**kwargs)
+
+
+def validate_builder_kwargs(
+    builder: Callable[..., Any], kwargs: Mapping[str, Any], *, section: str, source: str
+) -> None:
+    """Check config keys against a builder's signature: names, required arguments and simple types.
+
+    Types are checked for annotations built from ``int``, ``float`` (an int is accepted), ``bool``, ``str``,
+    ``None``, ``list``/``Sequence``, ``dict`` and ``Literal``; other annotations are not checked.
+
+    Args:
+        builder: The builder the keys are meant for.
+        kwargs: The keys and values, without the key that named the builder.
+        section: The config section, for messages (``"model"``, ``"datasets.okvqa"``).
+        source: Where the config came from, for messages.
+
+    Raises:
+        ConfigError: One paragraph listing every unknown key (with a close match), missing required key and
+            wrongly typed value, and the keys the builder accepts.
+    """
+    values = _to_plain(kwargs, source=source)
+    parameters = inspect.signature(builder).parameters
+    accepted = {
+        name: p
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    hints = _type_hints(builder)
+    problems = []
+    for key, value in values.items():
+        if key not in accepted:
+            if not open_ended:
+                problems.append(f"unknown key {key!r}{_did_you_mean(key, accepted)}")
+        elif key in hints and _matches(value, hints[key]) is False:
+            problems.append(
+                f"key {key!r} expects {_type_name(hints[key])}, got {value!r} ({type(value).__name__})"
+            )
+    for name, parameter in accepted.items():
+        if parameter.default is inspect.Parameter.empty and name not in values:
+            problems.append(f"missing required key {name!r}")
+    if problems:
+        builder_name = getattr(builder, "__name__", repr(builder))
+        raise ConfigError(
+            f"{source}: section {section!r} does not fit builder {builder_name!r}: {'; '.join(problems)}. "
+            f"Accepted keys: {', '.join(accepted) or '(none)'}."
+        )
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    """Read a YAML file whose top level is a mapping."""
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist; check the path given to --cfg-path.")
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{path}: not a valid YAML config: {exc}") from exc
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list.")
+    return cfg
+
+
+def _apply_option(cfg: DictConfig, option: str, *, source: str) -> None:
+    """Set one ``a.b.c=value`` override; every part before the last must be an existing section."""
+    key, sep, raw = option.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"Bad --options entry {option!r}: expected section.key=value, for example run.seed=42 or "
+            "model.finetuned=/path/to/vigc.pth."
+        )
+    node = cfg
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, DictConfig):
+            where = ".".join(parts[: depth + 1])
+            present = [str(k) for k in node]
+            raise ConfigError(
+                f"--options {option!r} names section {where!r}, which {source} does not have"
+                f"{_did_you_mean(part, present)}. Sections there: {', '.join(present) or '(none)'}."
+            )
+        node = child
+    try:
+        node[parts[-1]] = _parse_value(raw)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"--options {option!r} cannot be applied to {source}: {exc}") from exc
+
+
+def _parse_value(raw: str) -> Any:
+    """Read an override value as YAML, as OmegaConf reads files (so ``1e-5`` is a float)."""
+    if raw == "":
+        return ""
+    try:
+        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]))
+        return cast(dict[str, Any], parsed)["value"]
+    except (yaml.YAMLError, OmegaConfBaseException) as exc:
+        raise ConfigError(f"--options value {raw!r} is not valid YAML: {exc}") from exc
+
+
+def _resolve_legacy_model(model: DictConfig, *, source: str) -> DictConfig:
+    """Resolve ``arch: blip2_vicuna_instruct`` + ``model_type`` to its default file, project keys on top."""
+    if model.get("arch") != LEGACY_ARCH:
+        return model
+    model_type = model.get("model_type")
+    if model_type not in LEGACY_MODEL_TYPES:
+        raise ConfigError(
+            f"{source}: model.arch is {LEGACY_ARCH!r}, so model.model_type must be one of "
+            f"{', '.join(LEGACY_MODEL_TYPES)}; got {model_type!r}"
+            f"{_did_you_mean(str(model_type), LEGACY_MODEL_TYPES)}."
+        )
+    default_path = MODEL_CONFIG_DIR / LEGACY_MODEL_TYPES[model_type]
+    defaults = _load_model_defaults(default_path)
+    merged = cast(DictConfig, OmegaConf.merge(defaults, model))
+    del merged["model_type"]
+    merged.arch = defaults.arch
+    logger.info(
+        "%s: model %s/%s uses the defaults of %s (arch %s)",
+        source,
+        LEGACY_ARCH,
+        model_type,
+        default_path,
+        defaults.arch,
+    )
+    return merged
+
+
+def _load_model_defaults(path: Path) -> DictConfig:
+    """Read the ``model`` section of a model default file, dropping the original's ``preprocess`` section."""
+    cfg = _load_yaml(path)
+    if "preprocess" in cfg:
+        logger.info("%s: ignoring its 'preprocess' section; processors are set per dataset.", path)
+    unexpected = [str(k) for k in cfg if k not in ("model", "preprocess")]
+    model = cfg.get("model")
+    if unexpected or not isinstance(model, DictConfig) or not model.get("arch"):
+        raise ConfigError(f"{path}: a model default file holds one 'model' section with an 'arch' key.")
+    return model
+
+
+def _model_builder(
+    cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry
+) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """Split a model section into the builder ``arch`` names and the builder's keyword arguments."""
+    kwargs = _to_plain(cfg_model, source=source)
+    arch = kwargs.pop("arch", None)
+    if arch is None:
+        known = ", ".join(models.names()) or "(none registered)"
+        raise ConfigError(f"{source}: section 'model' has no 'arch'; set it to one of {known}.")
+    if arch not in models:
+        raise ConfigError(f"{source}: key 'model.arch': {models.unknown_name_message(arch)}")
+    return models.get(arch), kwargs
+
+
+def _to_plain(section: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """Return a plain dict with interpolations resolved."""
+    try:
+        if isinstance(section, Container):
+            return cast(dict[str, Any], OmegaConf.to_container(section, resolve=True))
+        return {
+            str(k): OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v
+            for k, v in section.items()
+        }
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{source}: cannot resolve a value: {exc}") from exc
+
+
+def _did_you_mean(word: str, candidates: Mapping[str, Any] | Sequence[str]) -> str:
+    suggestion = closest_match(word, candidates)
+    return f" (did you mean {suggestion!r}?)" if suggestion is not None else ""
+
+
+def _type_hints(builder: Callable[..., Any]) -> dict[str, Any]:
+    """The builder's resolved annotations; those that cannot be resolved are left unchecked."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    try:
+        return get_type_hints(target)
+    except Exception:  # an unresolvable forward reference: check what is not a string
+        annotations = getattr(target, "__annotations__", {})
+        return {k: v for k, v in annotations.items() if not isinstance(v, str)}
+
+
+def _matches(value: Any, annotation: Any) -> bool | None:
+    """Whether ``value`` fits ``annotation``; None when the annotation is beyond this simple check."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        results = [_matches(value, arg) for arg in get_args(annotation)]
+        if True in results:
+            return True
+        return None if None in results else False
+    if origin is Literal:
+        return value in get_args(annotation)
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation in (list, tuple) or origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = get_args(annotation)
+        if origin is not tuple and len(args) == 1:
+            return False if any(_matches(item, args[0]) is False for item in value) else True
+        return True
+    if annotation is dict or origin in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return None
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "")
