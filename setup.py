@@ -1,4 +1,4 @@
-"""Packaging for VIGC: ``pip install -e .`` (add ``".[dev]"`` for the test tools, ``".[demo]"`` for the demo)."""
+"""Packaging for VIGC: `pip install -e .`; add `".[dev]"` for the test tools and `".[demo]"` for the demo."""
 
 from pathlib import Path
 
