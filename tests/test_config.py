@@ -240,10 +240,7 @@ def test_unknown_key_names_file_section_key_accepted_and_suggestion() -> None:
     message = str(info.value)
     assert message.startswith("proj/conv.yaml: section 'model' does not fit builder 'tiny_vigc'")
     assert "unknown key 'imgae_size' (did you mean 'image_size'?)" in message
-    assert (
-        "Accepted keys: llm_model, image_size, lr_scale, freeze_vit, finetuned, prompts, precision."
-        in message
-    )
+    assert "Accepted keys: llm_model, image_size, lr_scale, freeze_vit, finetuned, prompts, precision." in message
     assert "\n" not in message
 
 
@@ -318,9 +315,7 @@ def test_validate_config_checks_model_keys(tmp_path: Path, registries: dict[str,
         validate_config(cfg, source="p.yaml", **registries)
 
 
-def test_validate_config_checks_dataset_and_task_names(
-    tmp_path: Path, registries: dict[str, Registry]
-) -> None:
+def test_validate_config_checks_dataset_and_task_names(tmp_path: Path, registries: dict[str, Registry]) -> None:
     path = write(tmp_path, PROJECT)
     bad_task = load_config(path, ["run.task=generate_qaa"])
     with pytest.raises(ConfigError, match="Unknown task 'generate_qaa'. Did you mean 'generate_qa'"):
@@ -345,9 +340,7 @@ def test_missing_model_section_or_arch(tmp_path: Path, registries: dict[str, Reg
         build_model({"llm_model": "x"}, source="p", models=registries["models"])
 
 
-def test_build_model_calls_builder_with_resolved_values(
-    tmp_path: Path, registries: dict[str, Registry]
-) -> None:
+def test_build_model_calls_builder_with_resolved_values(tmp_path: Path, registries: dict[str, Registry]) -> None:
     cfg = load_config(
         write(tmp_path, PROJECT),
         ["model.image_size=448", "model.finetuned=${model.llm_model}/vigc.pth"],

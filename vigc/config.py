@@ -118,9 +118,7 @@ def validate_config(
     if len(tasks) and isinstance(run_section, DictConfig):
         task = run_section.get("task")
         if task is None:
-            raise ConfigError(
-                f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}."
-            )
+            raise ConfigError(f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}.")
         if task not in tasks:
             raise ConfigError(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
 
@@ -177,9 +175,7 @@ def validate_builder_kwargs(
             if not open_ended:
                 problems.append(f"unknown key {key!r}{_did_you_mean(key, accepted)}")
         elif key in hints and _matches(value, hints[key]) is False:
-            problems.append(
-                f"key {key!r} expects {_type_name(hints[key])}, got {value!r} ({type(value).__name__})"
-            )
+            problems.append(f"key {key!r} expects {_type_name(hints[key])}, got {value!r} ({type(value).__name__})")
     for name, parameter in accepted.items():
         if parameter.default is inspect.Parameter.empty and name not in values:
             problems.append(f"missing required key {name!r}")

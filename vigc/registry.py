@@ -53,9 +53,7 @@ class Registry:
     def register(self, builder: BuilderT, *, name: str | None = None) -> BuilderT: ...
 
     @overload
-    def register(
-        self, builder: None = None, *, name: str | None = None
-    ) -> Callable[[BuilderT], BuilderT]: ...
+    def register(self, builder: None = None, *, name: str | None = None) -> Callable[[BuilderT], BuilderT]: ...
 
     def register(
         self, builder: BuilderT | None = None, *, name: str | None = None

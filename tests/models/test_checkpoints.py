@@ -63,12 +63,8 @@ def tiny_model(seed: int = 0, *, image_size: int = 56) -> InstructBlipForConditi
         vocab_size=269,
         encoder_hidden_size=D,
     )
-    text = LlamaConfig(
-        hidden_size=D, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4, vocab_size=501
-    )
-    config = InstructBlipConfig(
-        vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=8
-    )
+    text = LlamaConfig(hidden_size=D, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4, vocab_size=501)
+    config = InstructBlipConfig(vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=8)
     return InstructBlipForConditionalGeneration(config).eval()
 
 
@@ -170,9 +166,7 @@ def is_text_ffn(name: str) -> bool:
 def test_eva_vit_file_extra_block_and_final_norm_dropped(tmp_path: Path) -> None:
     source = lavis_exportable(seed=1)
     eva = eva_file(source)
-    extra = {
-        k.replace("blocks.1.", "blocks.2."): torch.randn_like(v) for k, v in eva.items() if "blocks.1." in k
-    }
+    extra = {k.replace("blocks.1.", "blocks.2."): torch.randn_like(v) for k, v in eva.items() if "blocks.1." in k}
     eva |= extra | {"norm.weight": torch.ones(D), "norm.bias": torch.zeros(D)}
     torch.save(eva, tmp_path / "eva_vit_g.pth")
 
@@ -183,15 +177,11 @@ def test_eva_vit_file_extra_block_and_final_norm_dropped(tmp_path: Path) -> None
     assert sorted(report.dropped) == sorted([*extra, "norm.weight", "norm.bias"])
     assert any("dropped (model has 2 blocks)" in note for note in report.notes)
     assert report.unexpected == [] and report.mismatched == []
-    vision_keys = [
-        k for k in target.state_dict() if k.startswith("vision_model.") and "post_layernorm" not in k
-    ]
+    vision_keys = [k for k in target.state_dict() if k.startswith("vision_model.") and "post_layernorm" not in k]
     assert sorted(report.loaded) == sorted(vision_keys)
     assert "vision_model.post_layernorm.weight" in report.missing
     for block in (0, 1):
-        expected = torch.cat(
-            [eva[f"blocks.{block}.attn.q_bias"], torch.zeros(D), eva[f"blocks.{block}.attn.v_bias"]]
-        )
+        expected = torch.cat([eva[f"blocks.{block}.attn.q_bias"], torch.zeros(D), eva[f"blocks.{block}.attn.v_bias"]])
         assert torch.equal(target.vision_model.encoder.layers[block].self_attn.qkv.bias, expected)
     pixels = torch.randn(2, 3, 56, 56)
     assert torch.equal(vision_features(target, pixels), vision_features(source, pixels))
@@ -226,9 +216,7 @@ def test_lavis_full_file_loads_every_tensor(tmp_path: Path, caplog: pytest.LogCa
     report = load_checkpoint(target, tmp_path / "full.pth")
 
     assert report.format == "lavis"
-    assert (
-        report.missing == [] and report.unexpected == [] and report.mismatched == [] and report.filled == []
-    )
+    assert report.missing == [] and report.unexpected == [] and report.mismatched == [] and report.filled == []
     assert sorted(report.dropped) == sorted(lavis_extras())
     assert sorted(report.loaded) == sorted(target.state_dict())
     assert_loaded_equal(target, state(source))
@@ -276,9 +264,7 @@ def test_blip2_stage1_q_former_gets_text_ffn_from_query_ffn(tmp_path: Path) -> N
     text_ffn = [k for k in target.state_dict() if is_text_ffn(k)]
     assert len(text_ffn) == 12 and sorted(report.filled) == sorted(text_ffn)
     for name in text_ffn:
-        query_name = name.replace(".intermediate.", ".intermediate_query.").replace(
-            ".output.", ".output_query."
-        )
+        query_name = name.replace(".intermediate.", ".intermediate_query.").replace(".output.", ".output_query.")
         assert torch.equal(target.state_dict()[name], source.state_dict()[query_name]), name
     assert not set(report.filled) & set(report.missing) and not set(report.filled) & set(report.loaded)
     assert {"qformer.embeddings.word_embeddings.weight", "language_projection.weight"} <= set(report.missing)
@@ -330,9 +316,7 @@ def test_vigc_finetuned_training_checkpoint(tmp_path: Path) -> None:
     report = load_checkpoint(target, tmp_path / "vigc7b_instrucblip_okvqa.pth", config_key="model.finetuned")
     assert len(report.loaded) == len(trainable) and report.dropped == ["Qformer.bert.embeddings.position_ids"]
     assert report.source == f"model.finetuned={tmp_path / 'vigc7b_instrucblip_okvqa.pth'}"
-    assert_loaded_equal(
-        target, state(source, lambda k: k.startswith(("qformer.", "query_tokens", "language_proj")))
-    )
+    assert_loaded_equal(target, state(source, lambda k: k.startswith(("qformer.", "query_tokens", "language_proj"))))
 
 
 # ----------------------------------------------------------------------------------- transformers / our own
@@ -375,9 +359,7 @@ def test_save_checkpoint_round_trip_trainable_only(tmp_path: Path) -> None:
     source = tiny_model(seed=1)
     for name, param in source.named_parameters():
         param.requires_grad = not name.startswith(("vision_model.encoder.", "language_model."))
-    saved = save_checkpoint(
-        source, tmp_path / "out/vigc.safetensors", metadata={"config": "normal_vigc.yaml"}
-    )
+    saved = save_checkpoint(source, tmp_path / "out/vigc.safetensors", metadata={"config": "normal_vigc.yaml"})
 
     trainable = [n for n, p in source.named_parameters() if p.requires_grad]
     assert saved == trainable
@@ -409,9 +391,7 @@ def test_unrelated_file_is_an_unknown_format(tmp_path: Path) -> None:
     torch.save({"encoder.weight": torch.zeros(2), "decoder.bias": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="unknown checkpoint format") as error:
         load_checkpoint(tiny_model(), tmp_path / "other.pth")
-    assert (
-        "encoder.weight" in str(error.value) and "eva_vit" in str(error.value) and "lavis" in str(error.value)
-    )
+    assert "encoder.weight" in str(error.value) and "eva_vit" in str(error.value) and "lavis" in str(error.value)
 
 
 class _RunsShellCommand:
@@ -447,17 +427,13 @@ def test_missing_file_names_path_and_config_key(tmp_path: Path) -> None:
 
 
 def test_shape_mismatch_is_an_error_unless_allowed(tmp_path: Path) -> None:
-    torch.save(
-        {"model": {"query_tokens": torch.zeros(1, 32, D), "llm_proj.bias": torch.ones(D)}}, tmp_path / "q.pth"
-    )
+    torch.save({"model": {"query_tokens": torch.zeros(1, 32, D), "llm_proj.bias": torch.ones(D)}}, tmp_path / "q.pth")
     with pytest.raises(CheckpointError, match=r"query_tokens: file \[1, 32, 64\] vs model \[1, 8, 64\]"):
         load_checkpoint(tiny_model(), tmp_path / "q.pth")
     target = tiny_model()
     report = load_checkpoint(target, tmp_path / "q.pth", allow_mismatch=True)
     assert report.mismatched == [("query_tokens", (1, 32, 64), (1, 8, 64))]
-    assert report.loaded == ["language_projection.bias"] and torch.equal(
-        target.language_projection.bias, torch.ones(D)
-    )
+    assert report.loaded == ["language_projection.bias"] and torch.equal(target.language_projection.bias, torch.ones(D))
 
 
 def test_vocabulary_rows_fewer_are_copied_more_are_mismatched(tmp_path: Path) -> None:
@@ -496,9 +472,7 @@ def test_load_sequence_later_files_override_and_required_keys_are_checked(tmp_pa
         [("model.pretrained", tmp_path / "full.pth"), ("model.finetuned", tmp_path / "finetuned.pth")],
         required=no_llm,
     )
-    assert [r.format for r in reports] == ["lavis", "lavis"] and all(
-        isinstance(r, LoadReport) for r in reports
-    )
+    assert [r.format for r in reports] == ["lavis", "lavis"] and all(isinstance(r, LoadReport) for r in reports)
     assert torch.equal(target.query_tokens, second.query_tokens)
     assert torch.equal(target.language_projection.weight, first.language_projection.weight)
 
@@ -527,12 +501,8 @@ def test_conversion_is_pure_and_merges_vit_biases() -> None:
         source="mem",
     )
     assert converted.format == "lavis"
-    assert torch.equal(
-        converted.tensors["vision_model.encoder.layers.0.self_attn.qkv.bias"], torch.cat([q, 0 * q, v])
-    )
-    assert (
-        "t5_proj.weight" in converted.tensors
-    )  # unmapped keys keep their name: the loader calls them unexpected
+    assert torch.equal(converted.tensors["vision_model.encoder.layers.0.self_attn.qkv.bias"], torch.cat([q, 0 * q, v]))
+    assert "t5_proj.weight" in converted.tensors  # unmapped keys keep their name: the loader calls them unexpected
 
 
 # ----------------------------------------------------------------------------------------- shared fixture
@@ -550,9 +520,7 @@ def test_fixture_lavis_full_maps_every_key() -> None:
         f"llm_model.model.layers.{i}.self_attn.rotary_emb.inv_freq" for i in (0, 1)
     }
     assert set(report.dropped) == documented_drops
-    assert (
-        report.missing == [] and report.unexpected == [] and report.mismatched == [] and report.filled == []
-    )
+    assert report.missing == [] and report.unexpected == [] and report.mismatched == [] and report.filled == []
     assert len(report.loaded) == len(target.state_dict()) == len(manifest["lavis_full.pth"]) - 3 - 2
 
 

@@ -198,10 +198,7 @@ def _convert_vit(
         out.add(f"{dst_prefix}encoder.layers.{block}.self_attn.qkv.bias", merged, q_key, v_key)
     if biases:
         out.notes.append(f"merged q_bias/v_bias of {len(biases)} ViT blocks into qkv.bias = cat(q, 0, v)")
-    if any(
-        k.startswith(src_prefix) and k[len(src_prefix) :].startswith(_VIT_DROPPED_PREFIXES)
-        for k in out.dropped
-    ):
+    if any(k.startswith(src_prefix) and k[len(src_prefix) :].startswith(_VIT_DROPPED_PREFIXES) for k in out.dropped):
         out.notes.append("dropped the ViT's final norm/head: LAVIS's feature extractor does not use them")
 
 

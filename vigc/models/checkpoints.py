@@ -54,8 +54,7 @@ TYPICAL_SOURCES: dict[str, str] = {
     "qformer": "model.pretrained (instruct_blip_vicuna*_trimmed.pth, blip2_pretrained_flant5xxl.pth) "
     "or model.finetuned",
     "query_tokens": "model.pretrained or model.finetuned",
-    "language_projection": "model.pretrained (InstructBLIP trimmed; MiniGPT-4 stage-1 llama_proj) "
-    "or model.finetuned",
+    "language_projection": "model.pretrained (InstructBLIP trimmed; MiniGPT-4 stage-1 llama_proj) or model.finetuned",
     "language_model": "model.llm_model (the Vicuna directory, loaded with from_pretrained)",
 }
 
@@ -120,9 +119,7 @@ def read_state_dict(path: PathLike, *, config_key: str | None = None) -> dict[st
     return _read_with_metadata(path, config_key)[0]
 
 
-def _read_with_metadata(
-    path: PathLike, config_key: str | None
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read_with_metadata(path: PathLike, config_key: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``read_state_dict`` plus the safetensors metadata (empty for torch files)."""
     where = _where(path, config_key)
     path = Path(path)
@@ -151,9 +148,7 @@ def _read_torch(path: Path, where: str) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[0] if lines else ""
-        )
+        reason = next((line for line in lines if "GLOBAL" in line or "nsupported" in line), lines[0] if lines else "")
         raise CheckpointError(
             f"{where} is not a plain tensor checkpoint and will not be unpickled: it holds Python objects "
             f"that could run code when loaded ({reason}). If you trust the file, convert it once to a plain "
@@ -161,8 +156,7 @@ def _read_torch(path: Path, where: str) -> dict[str, torch.Tensor]:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{where} could not be read as a PyTorch checkpoint ({exc}); the file may be truncated or of "
-            "another type"
+            f"{where} could not be read as a PyTorch checkpoint ({exc}); the file may be truncated or of another type"
         ) from exc
     return _unwrap(obj, where)
 
@@ -175,9 +169,7 @@ def _unwrap(obj: object, where: str) -> dict[str, torch.Tensor]:
             logger.debug("%s: using the 'model' entry, ignoring %s", where, others)
         obj = obj["model"]
     if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f"{where} holds a {type(obj).__name__}, not a state dict (a mapping name → tensor)"
-        )
+        raise CheckpointError(f"{where} holds a {type(obj).__name__}, not a state dict (a mapping name → tensor)")
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     skipped = [str(k) for k in obj if k not in tensors]
     if skipped and tensors:
@@ -231,9 +223,7 @@ def _read_sharded(index_file: Path, where: str) -> tuple[dict[str, torch.Tensor]
         tensors.update(part)
     absent = [key for key in weight_map if key not in tensors]
     if absent:
-        raise CheckpointError(
-            f"{where}: {len(absent)} tensors of {index_file.name} are in no shard: {absent[:5]}"
-        )
+        raise CheckpointError(f"{where}: {len(absent)} tensors of {index_file.name} are in no shard: {absent[:5]}")
     return tensors, metadata
 
 
@@ -282,9 +272,7 @@ def _match(
             report.unexpected.append(name)
     if too_deep:
         report.dropped.extend(too_deep)
-        report.notes.append(
-            f"{len(too_deep)} ViT keys of blocks >= {depth}: dropped (model has {depth} blocks)"
-        )
+        report.notes.append(f"{len(too_deep)} ViT keys of blocks >= {depth}: dropped (model has {depth} blocks)")
     return copies
 
 
@@ -363,9 +351,7 @@ def load_checkpoint(
 def _log_report(report: LoadReport) -> None:
     logger.info("checkpoint %s", report.summary())
     if report.unexpected:
-        logger.warning(
-            "%s: %d unexpected keys, e.g. %s", report.source, len(report.unexpected), report.unexpected[:5]
-        )
+        logger.warning("%s: %d unexpected keys, e.g. %s", report.source, len(report.unexpected), report.unexpected[:5])
     for label in ("loaded", "filled", "missing", "unexpected", "mismatched", "dropped", "notes"):
         logger.debug("%s %s: %s", report.source, label, getattr(report, label))
 
@@ -451,13 +437,9 @@ def save_checkpoint(
     """
     extra = dict(metadata or {})
     if any(not isinstance(k, str) or not isinstance(v, str) for k, v in extra.items()):
-        raise CheckpointError(
-            "save_checkpoint metadata must map str to str (safetensors stores strings only)"
-        )
+        raise CheckpointError("save_checkpoint metadata must map str to str (safetensors stores strings only)")
     if extra.get("format", "vigc") != "vigc":
-        raise CheckpointError(
-            f"save_checkpoint metadata cannot set format={extra['format']!r}; it is always 'vigc'"
-        )
+        raise CheckpointError(f"save_checkpoint metadata cannot set format={extra['format']!r}; it is always 'vigc'")
     if trainable_only:
         items = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     else:

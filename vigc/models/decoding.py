@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from vigc.errors import ConfigError
 
@@ -125,7 +124,11 @@ class LMStep(Protocol):
     """One forward of the language model on new input embeddings, extending the cache."""
 
     def __call__(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
     ) -> tuple[torch.Tensor, Any]:
         """Returns the last position's logits (N, V) in float32 and the updated cache."""
         ...
@@ -167,7 +170,9 @@ def apply_repetition_penalty(scores: torch.Tensor, generated: torch.Tensor, pena
     return scores.scatter(1, generated, picked)
 
 
-def _process_scores(scores: torch.Tensor, generated: torch.Tensor, settings: DecodingSettings, eos: int) -> torch.Tensor:
+def _process_scores(
+    scores: torch.Tensor, generated: torch.Tensor, settings: DecodingSettings, eos: int
+) -> torch.Tensor:
     """Logits processors in 4.33's order: repetition penalty, then the minimum length."""
     scores = apply_repetition_penalty(scores, generated, settings.repetition_penalty)
     if generated.shape[1] < settings.min_new_tokens + (settings.hidden_bos_id is not None):
@@ -260,7 +265,7 @@ def _sample_or_greedy(
         if not bool(unfinished.any()) or step == settings.max_new_tokens - 1:
             break
         mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
-        position = (mask.long().sum(-1, keepdim=True) - 1)
+        position = mask.long().sum(-1, keepdim=True) - 1
         logits, cache = inputs.step(inputs.embed(next_ids[:, None]), mask, position, cache)
         steps += 1
     scores_out = logprob_sum / num_new.clamp(min=1) ** settings.length_penalty
@@ -387,18 +392,14 @@ def _stopped_extensions(
     flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
     pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
     ordered = sorted(pairs)
-    candidates = torch.cat(
-        [ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1
-    )
+    candidates = torch.cat([ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1)
     ended = stop(candidates).cpu()
     for (row, token), is_end in zip(ordered, ended.tolist(), strict=True):
         flags[row, token] = is_end
     return flags
 
 
-def _finalize(
-    state: _BeamState, settings: DecodingSettings, eos: int, pad: int, num_steps: int
-) -> DecodingOutput:
+def _finalize(state: _BeamState, settings: DecodingSettings, eos: int, pad: int, num_steps: int) -> DecodingOutput:
     """4.33 `BeamSearchScorer.finalize`: add unfinished beams, keep the best, pad and close with EOS."""
     k = settings.num_beams
     for b, hyps in enumerate(state.hyps):
