@@ -1,0 +1,256 @@
+"""Named model builders. `vigc_model` exposes every knob; the named sizes fix the real dimensions.
+
+A YAML `model:` section names one of these (`arch:`) and its other keys are exactly the builder's arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    InstructBlipQFormerConfig,
+    InstructBlipQFormerModel,
+    InstructBlipVisionConfig,
+    InstructBlipVisionModel,
+    PreTrainedModel,
+)
+
+from vigc.errors import ConfigError
+from vigc.models.checkpoints import LoadReport, load_sequence
+from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
+from vigc.models.vigc_model import VIGCModel
+from vigc.registry import MODELS
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"model.precision must be one of {sorted(PRECISIONS)}, got {precision!r}.")
+    return PRECISIONS[precision]
+
+
+def _check_dir(path: str, key: str) -> Path:
+    if not path:
+        raise ConfigError(f"Set `{key}` to a local directory (e.g. --options {key}=/path/to/dir).")
+    resolved = Path(path).expanduser()
+    if not resolved.is_dir():
+        raise ConfigError(f"`{key}` = {path!r} is not a directory. Point it at a local directory.")
+    return resolved
+
+
+def _build_language_model(path: Path, vocab_size: int, dtype: torch.dtype) -> PreTrainedModel:
+    """Load the causal LM and grow its vocabulary to the tokenizer's (new rows are zero, as in the fixture)."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"`model.llm_model` = {str(path)!r} does not hold a causal LM transformers can load: {exc}"
+        ) from exc
+    embeddings = cast(nn.Embedding, model.get_input_embeddings())
+    old = embeddings.weight.shape[0]
+    if vocab_size > old:
+        model.resize_token_embeddings(vocab_size, mean_resizing=False)
+        with torch.no_grad():
+            cast(nn.Embedding, model.get_input_embeddings()).weight[old:].zero_()
+            output = model.get_output_embeddings()
+            if isinstance(output, nn.Linear) and output.weight.shape[0] == vocab_size:
+                output.weight[old:].zero_()
+    return cast(PreTrainedModel, model)
+
+
+def _freeze(module: nn.Module) -> None:
+    for param in module.parameters():
+        param.requires_grad_(False)
+
+
+@MODELS.register
+def vigc_model(
+    *,
+    llm_model: str = "",
+    qformer_tokenizer: str = "",
+    vit_model: str | None = None,
+    pretrained: str | None = None,
+    finetuned: str | None = None,
+    load_pretrained: bool = True,
+    load_finetuned: bool = True,
+    image_size: int = 224,
+    patch_size: int = 14,
+    vit_width: int = 1408,
+    vit_depth: int = 39,
+    vit_heads: int = 16,
+    vit_mlp_hidden: int = 6144,
+    vit_layer_norm_eps: float = 1e-6,
+    ln_vision_eps: float = 1e-5,
+    num_query_token: int = 32,
+    qformer_hidden: int = 768,
+    qformer_layers: int = 12,
+    qformer_heads: int = 12,
+    qformer_intermediate: int = 3072,
+    qformer_max_positions: int = 512,
+    cross_attention_freq: int = 2,
+    qformer_text_input: bool = True,
+    max_txt_len: int = 128,
+    max_output_txt_len: int = 256,
+    prompt: str = "",
+    freeze_vit: bool = True,
+    freeze_vit_ln: bool = False,
+    freeze_qformer: bool = False,
+    freeze_llm: bool = True,
+    precision: str = "fp32",
+    device: str = "cpu",
+) -> VIGCModel:
+    """Build a VIGC model and load its weights.
+
+    Weights come from, in order: the LLM directory (`llm_model`), the EVA ViT file (`vit_model`, e.g.
+    `eva_vit_g.pth`), `pretrained` (BLIP-2 stage-1, InstructBLIP trimmed, a LAVIS full file, an HF
+    InstructBLIP directory, or ours) when `load_pretrained`, then `finetuned` (VIGC fine-tuned, or MiniGPT-4's
+    `llama_proj` file) when `load_finetuned`. Every part but the LLM must be covered by some file.
+
+    Args:
+        llm_model: local LLM directory (Vicuna v1.1 or any causal LM with `inputs_embeds`).
+        qformer_tokenizer: local `bert-base-uncased` directory (tokenizer; weights there initialise the Q-Former).
+        vit_model: LAVIS EVA ViT file; blocks beyond `vit_depth` are dropped.
+        pretrained: first checkpoint applied.
+        finetuned: checkpoint applied last.
+        load_pretrained: apply `pretrained`.
+        load_finetuned: apply `finetuned`.
+        image_size: input side in pixels.
+        patch_size: ViT patch side.
+        vit_width: ViT hidden size.
+        vit_depth: ViT blocks used.
+        vit_heads: ViT attention heads.
+        vit_mlp_hidden: ViT MLP hidden size.
+        vit_layer_norm_eps: ViT block LayerNorm eps.
+        ln_vision_eps: `ln_vision` eps (LAVIS uses torch's default 1e-5).
+        num_query_token: learned queries.
+        qformer_hidden: Q-Former width.
+        qformer_layers: Q-Former layers.
+        qformer_heads: Q-Former heads.
+        qformer_intermediate: Q-Former FFN size.
+        qformer_max_positions: Q-Former position embeddings.
+        cross_attention_freq: cross-attention every this many layers.
+        qformer_text_input: instruction-aware Q-Former.
+        max_txt_len: instruction truncation (left) in tokens.
+        max_output_txt_len: target truncation (right) in tokens.
+        prompt: default generation prompt.
+        freeze_vit: freeze the vision encoder.
+        freeze_vit_ln: also freeze `ln_vision` (MiniGPT-4 variant).
+        freeze_qformer: freeze the Q-Former and the queries (LoRA recipes).
+        freeze_llm: freeze the LLM.
+        precision: "fp32", "bf16" or "fp16" for the ViT and the LLM; the Q-Former stays float32.
+        device: where to put the model.
+    """
+    dtype = _dtype(precision)
+    llm_dir = _check_dir(llm_model, "model.llm_model")
+    llm_tokenizer = load_llm_tokenizer(llm_dir)
+    qformer_tok = load_qformer_tokenizer(_check_dir(qformer_tokenizer, "model.qformer_tokenizer"))
+    vision_model = InstructBlipVisionModel(
+        InstructBlipVisionConfig(
+            hidden_size=vit_width,
+            intermediate_size=vit_mlp_hidden,
+            num_hidden_layers=vit_depth,
+            num_attention_heads=vit_heads,
+            image_size=image_size,
+            patch_size=patch_size,
+            hidden_act="gelu",
+            layer_norm_eps=vit_layer_norm_eps,
+            qkv_bias=True,
+        )
+    )
+    # LAVIS's ln_vision is nn.LayerNorm with torch's default eps, not the ViT blocks' 1e-6.
+    vision_model.post_layernorm.eps = ln_vision_eps
+    qformer = InstructBlipQFormerModel(
+        InstructBlipQFormerConfig(
+            vocab_size=len(qformer_tok),
+            hidden_size=qformer_hidden,
+            num_hidden_layers=qformer_layers,
+            num_attention_heads=qformer_heads,
+            intermediate_size=qformer_intermediate,
+            max_position_embeddings=qformer_max_positions,
+            cross_attention_frequency=cross_attention_freq,
+            encoder_hidden_size=vit_width,
+            layer_norm_eps=1e-12,
+            pad_token_id=0,
+        )
+    )
+    language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)
+    hidden = cast(nn.Embedding, language_model.get_input_embeddings()).weight.shape[1]
+    nn.Module.to(vision_model, dtype)
+    model = VIGCModel(
+        vision_model=vision_model,
+        qformer=qformer,
+        query_tokens=torch.zeros(1, num_query_token, qformer_hidden).normal_(0.0, 0.02),
+        language_projection=nn.Linear(qformer_hidden, hidden),
+        language_model=language_model,
+        llm_tokenizer=llm_tokenizer,
+        qformer_tokenizer=qformer_tok,
+        qformer_text_input=qformer_text_input,
+        max_txt_len=max_txt_len,
+        max_output_txt_len=max_output_txt_len,
+        prompt=prompt,
+    )
+    sources = [("model.qformer_tokenizer", p) for p in _bert_weight_files(Path(qformer_tokenizer))]
+    sources += [("model.vit_model", vit_model)] if vit_model else []
+    sources += [("model.pretrained", pretrained)] if load_pretrained and pretrained else []
+    sources += [("model.finetuned", finetuned)] if load_finetuned and finetuned else []
+    model.load_reports = load_weights(model, sources)
+    model.vision_model.post_layernorm.float()
+    _apply_freezing(model, freeze_vit, freeze_vit_ln, freeze_qformer, freeze_llm)
+    return model.to(device).eval()
+
+
+def _bert_weight_files(directory: Path) -> list[str]:
+    """BERT weights next to the Q-Former tokenizer (LAVIS initialised the Q-Former from bert-base-uncased)."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (directory / name).is_file():
+            return [str(directory)]
+    return []
+
+
+def load_weights(model: VIGCModel, sources: list[tuple[str, str]]) -> list[LoadReport]:
+    """Apply checkpoint files in order; every part except the LLM must end up initialised."""
+    return load_sequence(model, sources, required=lambda name: not name.startswith("language_model."))
+
+
+def _apply_freezing(model: VIGCModel, vit: bool, vit_ln: bool, qformer: bool, llm: bool) -> None:
+    if vit:
+        _freeze(model.vision_model.embeddings)
+        _freeze(model.vision_model.encoder)
+    if vit and vit_ln:
+        _freeze(model.vision_model.post_layernorm)
+    if qformer:
+        _freeze(model.qformer)
+        model.query_tokens.requires_grad_(False)
+    if llm:
+        _freeze(model.language_model)
+
+
+def _named(name: str, doc: str, **defaults: Any) -> Callable[..., VIGCModel]:
+    """Register `vigc_model` under `name` with other defaults; the signature (used to validate configs) shows them."""
+
+    def builder(**kwargs: Any) -> VIGCModel:
+        return vigc_model(**{**defaults, **kwargs})
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    builder.__signature__ = inspect.signature(functools.partial(vigc_model, **defaults))  # type: ignore[attr-defined]
+    return MODELS.register(builder)
+
+
+# EVA ViT-g/14 (39 of the 40 blocks of eva_vit_g.pth) and a BERT-base Q-Former are vigc_model's defaults; the
+# Vicuna size comes from the LLM directory. The MiniGPT-4 variant keeps ln_vision frozen.
+instructblip_vicuna7b = _named("instructblip_vicuna7b", "InstructBLIP-initialised VIGC with Vicuna-7B.")
+instructblip_vicuna13b = _named("instructblip_vicuna13b", "InstructBLIP-initialised VIGC with Vicuna-13B.")
+minigpt4_vicuna7b = _named("minigpt4_vicuna7b", "MiniGPT-4-initialised VIGC with Vicuna-7B.", freeze_vit_ln=True)
+minigpt4_vicuna13b = _named("minigpt4_vicuna13b", "MiniGPT-4-initialised VIGC with Vicuna-13B.", freeze_vit_ln=True)
