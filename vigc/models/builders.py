@@ -109,6 +109,7 @@ def vigc_model(
     freeze_llm: bool = True,
     precision: str = "fp32",
     device: str = "cpu",
+    random_init: bool = False,
 ) -> VIGCModel:
     """Build a VIGC model and load its weights.
 
@@ -150,6 +151,7 @@ def vigc_model(
         freeze_llm: freeze the LLM.
         precision: "fp32", "bf16" or "fp16" for the ViT and the LLM; the Q-Former stays float32.
         device: where to put the model.
+        random_init: allow parts that no file covers to keep their random initialisation (tests, smoke runs).
     """
     dtype = _dtype(precision)
     llm_dir = _check_dir(llm_model, "model.llm_model")
@@ -204,7 +206,7 @@ def vigc_model(
     sources += [("model.vit_model", vit_model)] if vit_model else []
     sources += [("model.pretrained", pretrained)] if load_pretrained and pretrained else []
     sources += [("model.finetuned", finetuned)] if load_finetuned and finetuned else []
-    model.load_reports = load_weights(model, sources)
+    model.load_reports = load_weights(model, sources, random_init=random_init)
     model.vision_model.post_layernorm.float()
     _apply_freezing(model, freeze_vit, freeze_vit_ln, freeze_qformer, freeze_llm)
     return model.to(device).eval()
@@ -218,8 +220,11 @@ def _bert_weight_files(directory: Path) -> list[str]:
     return []
 
 
-def load_weights(model: VIGCModel, sources: list[tuple[str, str]]) -> list[LoadReport]:
-    """Apply checkpoint files in order; every part except the LLM must end up initialised."""
+def load_weights(model: VIGCModel, sources: list[tuple[str, str]], random_init: bool = False) -> list[LoadReport]:
+    """Apply checkpoint files in order; every part except the LLM must end up initialised unless `random_init`."""
+    if random_init:
+        logger.warning("random_init: parts not covered by a checkpoint keep random weights")
+        return load_sequence(model, sources, required=lambda name: False)
     return load_sequence(model, sources, required=lambda name: not name.startswith("language_model."))
 
 

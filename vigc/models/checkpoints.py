@@ -50,7 +50,8 @@ HF_DIR_FILES: tuple[str, ...] = (
 PARTS: tuple[str, ...] = ("vision_model", "qformer", "query_tokens", "language_projection", "language_model")
 # Where each part usually comes from; used in the "left uninitialised" message of `load_sequence`.
 TYPICAL_SOURCES: dict[str, str] = {
-    "vision_model": "the EVA ViT file (eva_vit_g.pth) or a BLIP-2 / HF InstructBLIP file in model.pretrained",
+    "vision_model": "model.vit_model (the EVA ViT file eva_vit_g.pth) "
+    "or a BLIP-2 / HF InstructBLIP file in model.pretrained",
     "qformer": "model.pretrained (instruct_blip_vicuna*_trimmed.pth, blip2_pretrained_flant5xxl.pth) "
     "or model.finetuned",
     "query_tokens": "model.pretrained or model.finetuned",
