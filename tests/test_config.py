@@ -171,6 +171,7 @@ def test_legacy_model_type_merges_default_file(tmp_path: Path, model_type: str) 
         "load_finetuned": True,
         "pretrained": "",
         "finetuned": "/ckpt/vigc.pth",  # the project's keys win
+        "vit_model": "",
         "llm_model": "",
         "qformer_tokenizer": "bert-base-uncased",
         "image_size": 224,

@@ -51,8 +51,12 @@ def _check_dir(path: str, key: str) -> Path:
 
 def _build_language_model(path: Path, vocab_size: int, dtype: torch.dtype) -> PreTrainedModel:
     """Load the causal LM and grow its vocabulary to the tokenizer's (new rows are zero, as in the fixture)."""
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"`model.llm_model` = {str(path)!r} has no config.json: point it at a transformers LLM directory."
+        )
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"`model.llm_model` = {str(path)!r} does not hold a causal LM transformers can load: {exc}"
@@ -157,6 +161,7 @@ def vigc_model(
     llm_dir = _check_dir(llm_model, "model.llm_model")
     llm_tokenizer = load_llm_tokenizer(llm_dir)
     qformer_tok = load_qformer_tokenizer(_check_dir(qformer_tokenizer, "model.qformer_tokenizer"))
+    language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(
             hidden_size=vit_width,
@@ -186,7 +191,6 @@ def vigc_model(
             pad_token_id=0,
         )
     )
-    language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)
     hidden = cast(nn.Embedding, language_model.get_input_embeddings()).weight.shape[1]
     nn.Module.to(vision_model, dtype)
     model = VIGCModel(
@@ -249,6 +253,7 @@ def _named(name: str, doc: str, **defaults: Any) -> Callable[..., VIGCModel]:
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
+    builder.__annotations__ = dict(vigc_model.__annotations__)  # the config checks read the argument types
     builder.__signature__ = inspect.signature(functools.partial(vigc_model, **defaults))  # type: ignore[attr-defined]
     return MODELS.register(builder)
 

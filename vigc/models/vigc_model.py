@@ -317,6 +317,7 @@ class VIGCModel(nn.Module):
         )
         return out.logits[:, -1, :].float(), getattr(out, cache_arg)
 
+    @torch.no_grad()
     def generate(
         self,
         image_embeds: torch.Tensor,
@@ -356,6 +357,7 @@ class VIGCModel(nn.Module):
         ids = sequences.masked_fill(sequences == 0, self.llm_tokenizer.eos_token_id)
         return [text.strip() for text in self.llm_tokenizer.batch_decode(ids.tolist(), for_generation=True)]
 
+    @torch.no_grad()
     def rank_candidates(
         self, image_embeds: torch.Tensor, prompt: str, candidates: Sequence[str], reduction: str = "sum"
     ) -> RankOutput:
