@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import math
+import random
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from transformers.utils import logging as hf_logging
 
 from vigc.data.processors import EvalImageProcessor
 from vigc.errors import VIGCError
+from vigc.generation.prompts import GENERATION_INSTRUCTIONS
+from vigc.generation.records_format import compat_record_fields
+from vigc.generation.vic import VICSettings, vig_vic
+from vigc.generation.vqa import draw_question_starts, generate_answers, generate_questions
 from vigc.models.builders import vigc_model
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
@@ -243,6 +248,58 @@ def check_rank(fx: Fixture, model: VIGCModel) -> Iterator[Check]:
         yield tensor_check(f"h_predict_by_rank.{key}.logits", out.logits, gold[key]["logits"], fx.logits_atol)
 
 
+def check_vic_loop(fx: Fixture, model: VIGCModel) -> Iterator[Check]:
+    """The original VIC loop (compat mode): every step's prompts and outputs, and the final records."""
+    for run, data in fx.golden("f_vic_loop.json").items():
+        args = data["task_args"]
+        settings = VICSettings(
+            mode="compat",
+            answer_length=args["answer_length"],
+            gen_style=args["gen_style"],
+            in_section=args["in_section"],
+            last_infer_all=args["last_infer_all"],
+            vig_decoding=DecodingSettings.from_lavis(
+                num_beams=args["num_beams"], max_length=args["max_len"], min_length=args["min_len"]
+            ),
+        )
+        instructions = [GENERATION_INSTRUCTIONS[args["task"]]] * len(data["raw_samples"])
+        results = vig_vic(model, fx.pixels[: len(instructions)], instructions, settings)
+        for k, step in enumerate(data["steps"]):
+            yield exact_check(f"f_vic_loop.{run}.step{k}.prompt", [r.step_prompts[k] for r in results], step["prompt"])
+            outputs = [r.vig_output if k == 0 else r.step_outputs[k - 1] for r in results]
+            yield exact_check(f"f_vic_loop.{run}.step{k}.output", outputs, step["output"])
+        records = [
+            {**raw, **compat_record_fields(r)} for raw, r in zip(data["raw_samples"], results, strict=True) if r.valid
+        ]
+        yield exact_check(f"f_vic_loop.{run}.results", records, data["results"])
+
+
+def check_vqg(fx: Fixture, model: VIGCModel) -> Iterator[Check]:
+    """OKVQA question pass (seeded start words) and answer pass (all beams with weights)."""
+    gold = fx.golden("i_vqg.json")
+    gq, ga = gold["gq_okvqa_weighted"], gold["ga"]
+    call = gq["generate_call"]
+    starts = draw_question_starts(random.Random(gq["python_random_seed"]), "okvqa", len(gq["input_prompt"]), True)
+    settings = lavis_settings(call["llm_generate_kwargs"])
+    embeds = model.encode_images(fx.pixels[: len(starts)])
+    questions = generate_questions(model, embeds, gq["input_prompt"], starts, settings)
+    yield exact_check("i_vqg.gq.prompt", [q.prompt for q in questions], call["prompt"])
+    yield exact_check(
+        "i_vqg.gq.question_answer",
+        [q.question_answer for q in questions],
+        [r["question_answer"] for r in gq["results"]],
+    )
+    answers = generate_answers(
+        model, embeds, ga["input_prompt"], lavis_settings(ga["generate_call"]["llm_generate_kwargs"])
+    )
+    yield exact_check(
+        "i_vqg.ga.question_answer", [a.raw_answers for a in answers], [r["question_answer"] for r in ga["results"]]
+    )
+    got = torch.tensor([a.weights for a in answers])
+    want = torch.tensor([r["weight"] for r in ga["results"]])
+    yield tensor_check("i_vqg.ga.weight(rel)", got / want, torch.ones_like(want), fx.logits_atol)
+
+
 def check_tokenization(fx: Fixture, model: VIGCModel) -> Iterator[Check]:
     gold = fx.golden("j_tokenization.json")
     tok, qtok = model.llm_tokenizer, model.qformer_tokenizer
@@ -294,7 +351,9 @@ CHECKS: dict[str, Callable[[Fixture, VIGCModel], Iterator[Check]]] = {
     "c_forward": check_forward,
     "d_generate": check_generate,
     "e_generate_multi": check_generate_multi,
+    "f_vic_loop": check_vic_loop,
     "h_predict_by_rank": check_rank,
+    "i_vqg": check_vqg,
     "j_tokenization": check_tokenization,
 }
 

@@ -1,0 +1,278 @@
+"""VIG (write a question and answer) followed by VIC (rewrite the answer a sentence at a time).
+
+Two behaviours, chosen by `VICSettings.mode`:
+
+* `compat` is the original `InstructBlipLLavaVIGTask.valid_step`: `answer_length` fixed VIC steps, each decoding a
+  full `max_len` output and keeping the text before the first "." (or the first `\\n\\n` block in paragraph mode),
+  `last_infer_all`, `gen_style` vig/vic, `answer_given_question`, empty answers kept.
+* `default` encodes each image once and reuses the embeddings, stops every step's decoding at the end of its
+  sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or `max_sentences`,
+  splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch, and rejects
+  invalid or empty QA instead of writing them.
+
+Before every VIC step the Q-Former reads the image again with the text so far as its instruction: the prompt is
+both the Q-Former text and the LLM prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from vigc.errors import ConfigError
+from vigc.generation.parsing import parse_question_answer
+from vigc.generation.sentences import SentenceStop, first_paragraph, join_units
+from vigc.models.decoding import DecodingSettings
+from vigc.models.vigc_model import GenerationOutput, VIGCModel
+
+MODES = ("default", "compat")
+
+
+@dataclass(frozen=True)
+class VICSettings:
+    """How VIG + VIC runs. Every default lives here.
+
+    Args:
+        mode: "default" or "compat" (the original's algorithm, exactly).
+        answer_length: compat: number of VIC steps after VIG.
+        max_sentences: default: most sentences per answer.
+        gen_style: "vig" (VIC prompt = instruction + question) or "vic" (the question alone).
+        in_section: paragraph mode: units are `\\n\\n`-separated blocks, joined with " \\n\\n".
+        last_infer_all: compat: the last step keeps its whole output.
+        vig_decoding: decoding of the VIG step (and, in compat, of every step).
+        vic_decoding: default: decoding of the VIC steps (None: same as `vig_decoding`).
+        reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
+    """
+
+    mode: str = "default"
+    answer_length: int = 4
+    max_sentences: int = 8
+    gen_style: str = "vig"
+    in_section: bool = False
+    last_infer_all: bool = False
+    vig_decoding: DecodingSettings = field(default_factory=DecodingSettings)
+    vic_decoding: DecodingSettings | None = None
+    reencode_images: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"VIC mode must be one of {MODES}, got {self.mode!r}.")
+        if self.gen_style not in ("vig", "vic"):
+            raise ConfigError(f"gen_style must be 'vig' or 'vic', got {self.gen_style!r}.")
+
+
+@dataclass
+class QAResult:
+    """One image's VIG + VIC outcome (the original's record fields plus what we add).
+
+    Attributes:
+        instruction: the VIG instruction.
+        vig_output: the raw VIG output.
+        question: parsed question (None when VIG gave no QA pair).
+        original_answer: the VIG answer, kept for comparison.
+        answer: the corrected answer (accepted units joined).
+        answer_given_question: full output of the first VIC step.
+        whole_text: the last prompt plus the last accepted unit (the original's `current_text`).
+        answer_lst: accepted units in paragraph mode (empty otherwise, as in the original).
+        steps: every accepted unit, in order.
+        step_prompts: the prompt of every step, VIG first.
+        step_outputs: every VIC step's raw output.
+        valid: whether the sample is usable data.
+        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig").
+    """
+
+    instruction: str
+    vig_output: str = ""
+    question: str | None = None
+    original_answer: str | None = None
+    answer: str = ""
+    answer_given_question: str | None = None
+    whole_text: str = ""
+    answer_lst: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    step_prompts: list[str] = field(default_factory=list)
+    step_outputs: list[str] = field(default_factory=list)
+    valid: bool = True
+    stop_reason: str = ""
+
+
+@dataclass
+class GenerationStats:
+    """Work done, for progress bars and benchmarks."""
+
+    vision_calls: int = 0
+    images_encoded: int = 0
+    lm_steps: int = 0
+    decoded_tokens: int = 0
+
+    def add(self, out: GenerationOutput, rows: int, beams: int) -> None:
+        self.lm_steps += out.num_steps
+        self.decoded_tokens += out.num_steps * rows * beams
+
+
+def _encode(model: VIGCModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
+    stats.vision_calls += 1
+    stats.images_encoded += pixels.shape[0]
+    return model.encode_images(pixels)
+
+
+def _generate(
+    model: VIGCModel,
+    embeds: torch.Tensor,
+    prompts: Sequence[str],
+    settings: DecodingSettings,
+    stats: GenerationStats,
+    stop: SentenceStop | None = None,
+) -> GenerationOutput:
+    out = model.generate(embeds, list(prompts), settings, stop=stop)
+    stats.add(out, len(prompts), settings.num_beams)
+    return out
+
+
+def vig_vic(
+    model: VIGCModel,
+    pixels: torch.Tensor,
+    instructions: Sequence[str],
+    settings: VICSettings,
+    stats: GenerationStats | None = None,
+) -> list[QAResult]:
+    """Run VIG + VIC on a batch of images, one instruction per image.
+
+    Args:
+        model: the VIGC model.
+        pixels: (B, 3, S, S) processed images.
+        instructions: B VIG instructions.
+        settings: behaviour and decoding.
+        stats: counters to add to.
+    """
+    stats = stats if stats is not None else GenerationStats()
+    if settings.mode == "compat":
+        return _compat(model, pixels, list(instructions), settings, stats)
+    return _default(model, pixels, list(instructions), settings, stats)
+
+
+def _compat(
+    model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
+) -> list[QAResult]:
+    """The original's loop, step for step (including its quirks)."""
+    results = [QAResult(instruction=text) for text in instructions]
+    current = list(instructions)
+    embeds = _encode(model, pixels, stats)
+    for step in range(s.answer_length + 1):
+        if step and s.reencode_images:
+            embeds = _encode(model, pixels, stats)
+        for result, prompt in zip(results, current, strict=True):
+            result.step_prompts.append(prompt)
+        outputs = [texts[0] for texts in _generate(model, embeds, current, s.vig_decoding, stats).texts]
+        if step == 0:
+            current = [_compat_vig_update(r, out, s) for r, out in zip(results, outputs, strict=True)]
+            continue
+        last = step == s.answer_length and s.last_infer_all
+        for i, (result, output) in enumerate(zip(results, outputs, strict=True)):
+            if result.answer_given_question is None:
+                result.answer_given_question = output
+            result.step_outputs.append(output)
+            current[i] = _compat_vic_update(result, current[i], output, step, last, s)
+    for result, text in zip(results, current, strict=True):
+        result.whole_text = text
+        result.stop_reason = result.stop_reason or "steps"
+    return results
+
+
+def _compat_vig_update(result: QAResult, output: str, s: VICSettings) -> str:
+    result.vig_output = output
+    parsed = parse_question_answer(output)
+    if parsed is None:
+        result.valid, result.stop_reason = False, "invalid_vig"
+        return result.instruction
+    result.question, result.original_answer = parsed
+    if not result.question:
+        return result.instruction
+    return f"{result.instruction} Question: {result.question} Answer:" if s.gen_style == "vig" else result.question
+
+
+def _compat_vic_update(result: QAResult, current: str, output: str, step: int, last: bool, s: VICSettings) -> str:
+    if not s.in_section:
+        unit = output.split(".")[0].strip() + "." if "." in output else ""
+        unit = output if last else unit
+        result.steps.append(unit)
+        result.answer = f"{result.answer} {unit}".strip()
+        return f"{current} {unit}".strip()
+    unit = output.strip() if last else first_paragraph(output)
+    result.steps.append(unit)
+    result.answer_lst.append(unit)
+    result.answer = f"{result.answer} \n\n{unit}".strip()
+    return f"{current} {unit}".strip() if step == 1 else f"{current} \n\n{unit}".strip()
+
+
+def _default(
+    model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
+) -> list[QAResult]:
+    """Encode once, VIG, then sentence-by-sentence VIC with early stops; finished samples leave the batch."""
+    results = [QAResult(instruction=text) for text in instructions]
+    embeds = _encode(model, pixels, stats)
+    vig = _generate(model, embeds, instructions, s.vig_decoding, stats)
+    bases: dict[int, str] = {}
+    for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
+        result.step_prompts.append(result.instruction)
+        result.vig_output = texts[0]
+        parsed = parse_question_answer(texts[0])
+        if parsed is None or not parsed[0] or not parsed[1]:
+            result.valid, result.stop_reason = False, "invalid_vig"
+            continue
+        result.question, result.original_answer = parsed
+        bases[i] = f"{result.instruction} Question: {result.question} Answer:" if s.gen_style == "vig" else parsed[0]
+    decoding = s.vic_decoding or s.vig_decoding
+    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
+    active = sorted(bases)
+    for step in range(s.max_sentences):
+        if not active:
+            break
+        prompts = [_vic_prompt(bases[i], results[i].steps, s.in_section) for i in active]
+        out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
+        still = []
+        for row, i in enumerate(active):
+            results[i].step_prompts.append(prompts[row])
+            text = out.texts[row][0]
+            if _accept_unit(results[i], text, out.sequences[row], stop, decoding, step == s.max_sentences - 1):
+                still.append(i)
+        active = still
+    for i, base in bases.items():
+        _finish_default(results[i], base, s.in_section)
+    return results
+
+
+def _vic_prompt(base: str, units: list[str], paragraphs: bool) -> str:
+    return f"{base} {join_units(units, paragraphs)}".strip() if units else base
+
+
+def _accept_unit(
+    result: QAResult, text: str, ids: torch.Tensor, stop: SentenceStop, decoding: DecodingSettings, last: bool
+) -> bool:
+    """Record one VIC step; returns whether the sample continues."""
+    result.step_outputs.append(text)
+    if result.answer_given_question is None:
+        result.answer_given_question = text
+    unit = stop.unit(text)
+    if not unit:
+        result.stop_reason = "empty"
+        return False
+    result.steps.append(unit)
+    if not stop.finished(text):
+        generated = ids.shape[0] - int(decoding.hidden_bos_id is not None)
+        result.stop_reason = "max_tokens" if generated >= decoding.max_new_tokens else "eos"
+        return False
+    if last:
+        result.stop_reason = "max_sentences"
+        return False
+    return True
+
+
+def _finish_default(result: QAResult, base: str, paragraphs: bool) -> None:
+    result.answer = join_units(result.steps, paragraphs)
+    result.whole_text = _vic_prompt(base, result.steps, paragraphs)
+    result.answer_lst = list(result.steps) if paragraphs else []
+    if not result.answer:
+        result.valid = False
