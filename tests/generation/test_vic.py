@@ -1,0 +1,71 @@
+"""VIG + VIC: compat reproduces the original loop; the default mode agrees with it where the rules coincide."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vigc.generation.prompts import GENERATION_INSTRUCTIONS
+from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
+from vigc.models.decoding import DecodingSettings
+from vigc.models.vigc_model import VIGCModel
+
+CONV = GENERATION_INSTRUCTIONS["conv"]
+
+
+@pytest.fixture(scope="module")
+def pixels(reference_fixture):  # type: ignore[no-untyped-def]
+    return torch.load(reference_fixture / "inputs" / "pixels.pt", weights_only=True)
+
+
+def _settings(mode: str, beams: int, **kwargs: object) -> VICSettings:
+    decoding = DecodingSettings.from_lavis(num_beams=beams, max_length=30, min_length=1)
+    return VICSettings(mode=mode, vig_decoding=decoding, **kwargs)  # type: ignore[arg-type]
+
+
+def test_default_and_compat_agree_on_greedy_sentences(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    """Greedy decoding is prefix-consistent, so stopping at the sentence end gives the sentence compat cuts."""
+    compat = vig_vic(parity_model, pixels, [CONV] * 4, _settings("compat", 1, answer_length=3))
+    default = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 1, max_sentences=3))
+    compared = 0
+    for old, new in zip(compat, default, strict=True):
+        assert new.question == old.question and new.original_answer == old.original_answer
+        for k, sentence in enumerate(new.steps):
+            if sentence.count(".") == 1 and sentence.endswith("."):  # where the original's "." cut is the same
+                assert sentence == old.steps[k]
+                assert new.step_prompts[k + 1] == old.step_prompts[k + 1]
+                compared += 1
+            else:
+                break
+    assert compared >= 4
+
+
+def test_default_encodes_once_and_drops_finished_samples(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    stats = GenerationStats()
+    results = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 5, max_sentences=6), stats)
+    assert stats.vision_calls == 1 and stats.images_encoded == 4
+    for result in results:
+        assert result.valid and result.question and result.answer
+        assert result.stop_reason in {"eos", "empty", "max_sentences", "max_tokens"}
+        assert result.answer == " ".join(result.steps)
+        assert all(step.strip() == step and step for step in result.steps)
+
+
+def test_compat_counts_one_encoder_call_per_step_when_asked(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    stats = GenerationStats()
+    vig_vic(parity_model, pixels[:2], [CONV] * 2, _settings("compat", 1, answer_length=2, reencode_images=True), stats)
+    assert stats.vision_calls == 3
+
+
+def test_invalid_vig_output_is_not_data(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    # a prompt the tiny model answers without "Question:"/"Answer:"
+    results = vig_vic(parity_model, pixels[:1], ["what color is the triangle?"], _settings("default", 1))
+    assert not results[0].valid and results[0].stop_reason == "invalid_vig" and results[0].steps == []
+
+
+def test_paragraph_mode_joins_blocks(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    results = vig_vic(parity_model, pixels[:2], [CONV] * 2, _settings("default", 5, in_section=True, max_sentences=3))
+    for result in results:
+        assert result.answer_lst == result.steps
+        assert result.answer == " \n\n".join(result.steps)
+        assert all("\n\n" not in step for step in result.steps)
