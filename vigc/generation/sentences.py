@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -94,10 +94,33 @@ class SentenceStop:
     tokenizer: LLMTokenizer
     skip: int = 0
     paragraphs: bool = False
+    _confirmers: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(ids[:, self.skip :].tolist(), for_generation=True)
-        return torch.tensor([self.finished(text) for text in texts], dtype=torch.bool, device=ids.device)
+        # Only a token that starts with whitespace can confirm a boundary: decode just those rows.
+        done = torch.zeros(ids.shape[0], dtype=torch.bool)
+        if ids.shape[1] <= self.skip:
+            return done.to(ids.device)
+        rows = self.may_stop(ids[:, -1]).nonzero().flatten().tolist()
+        texts = self.tokenizer.batch_decode(ids[rows, self.skip :].tolist(), for_generation=True)
+        for row, text in zip(rows, texts, strict=True):
+            done[row] = self.finished(text)
+        return done.to(ids.device)
+
+    def may_stop(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Which new tokens could complete a unit (those starting with whitespace, or a newline in paragraphs)."""
+        if self._confirmers is None:
+            self._confirmers = self._whitespace_tokens()
+        return self._confirmers[token_ids.cpu()]
+
+    def _whitespace_tokens(self) -> torch.Tensor:
+        anchor = self.tokenizer.encode("a")[-1]
+        flags = torch.zeros(len(self.tokenizer), dtype=torch.bool)
+        texts = self.tokenizer.batch_decode([[anchor, i] for i in range(len(self.tokenizer))], for_generation=True)
+        for i, text in enumerate(texts):
+            tail = text.lstrip()[1:]
+            flags[i] = "\n" in tail if self.paragraphs else tail[:1].isspace()
+        return flags
 
     def finished(self, text: str) -> bool:
         """Whether `text` already contains the unit this rule waits for."""

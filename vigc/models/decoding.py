@@ -391,6 +391,13 @@ def _stopped_extensions(
         return None
     flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
     pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
+    may_stop = getattr(stop, "may_stop", None)
+    if may_stop is not None:  # a cheap pre-filter the rule offers: skip candidates that cannot end anything
+        tokens = sorted({t for _, t in pairs})
+        allowed = {t for t, ok in zip(tokens, may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
+        pairs = {(r, t) for r, t in pairs if t in allowed}
+    if not pairs:
+        return flags
     ordered = sorted(pairs)
     candidates = torch.cat([ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1)
     ended = stop(candidates).cpu()
