@@ -132,9 +132,7 @@ def vig_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namesp
         t_ours, _ = timed(ours, args.repeats)
         t_theirs, _ = timed(theirs, args.repeats)
     print(f"\nVIG alone on {n} images ({args.beams} beams, up to {new_tokens} new tokens)")
-    print(
-        f"ours {t_ours / n:.3f} s/QA, transformers InstructBlipForConditionalGeneration.generate {t_theirs / n:.3f} s/QA"
-    )
+    print(f"ours {t_ours / n:.3f} s/QA, InstructBlipForConditionalGeneration.generate {t_theirs / n:.3f} s/QA")
     print(f"ratio (transformers / ours): {t_theirs / t_ours:.2f}x")
 
 
