@@ -129,7 +129,12 @@ def main() -> None:
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
                 return ours.generate(ours.encode_images(pixels), [prompt] * pixels.shape[0], settings)
 
-        def run_hf(pixels: torch.Tensor = pixels, input_ids: torch.Tensor = input_ids) -> object:
+        def run_hf(
+            pixels: torch.Tensor = pixels,
+            input_ids: torch.Tensor = input_ids,
+            q_ids: torch.Tensor = q_ids,
+            q_mask: torch.Tensor = q_mask,
+        ) -> object:
             with torch.no_grad():
                 return hf.generate(
                     pixel_values=pixels,
