@@ -353,3 +353,15 @@ def test_build_model_calls_builder_with_resolved_values(tmp_path: Path, registri
         "lr_scale": 1.0,
         "finetuned": "/weights/vicuna/vigc.pth",
     }
+
+
+def test_dataset_defaults_are_merged_so_options_can_set_their_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "datasets:\n  instruct_blip_okvqa_vig:\n    sample_ratio: 300\n",
+    )
+    cfg = load_config(path, ["datasets.instruct_blip_okvqa_vig.build_info.images=/data/coco"])
+    entry = cfg.datasets.instruct_blip_okvqa_vig
+    assert entry.sample_ratio == 300
+    assert entry.build_info.images == "/data/coco"
+    assert "annotation" in entry.build_info  # from vigc/configs/datasets/okvqa/vig/train.yaml

@@ -11,6 +11,7 @@ builder, with the project's own model keys merged over it.
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
 import logging
 import os
@@ -29,9 +30,12 @@ from vigc.registry import DATASETS, MODELS, TASKS, Registry, closest_match
 __all__ = [
     "LEGACY_ARCH",
     "LEGACY_MODEL_TYPES",
+    "DATASET_CONFIG_DIR",
     "MODEL_CONFIG_DIR",
     "SECTIONS",
     "build_model",
+    "dataset_default_path",
+    "dataset_defaults",
     "load_config",
     "validate_builder_kwargs",
     "validate_config",
@@ -41,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 SECTIONS = ("model", "datasets", "run")
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
+DATASET_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "datasets"
 
 # The original's `arch: blip2_vicuna_instruct` + `model_type: <t>` → the model default file for <t>.
 LEGACY_ARCH = "blip2_vicuna_instruct"
@@ -75,11 +80,51 @@ def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -
                 f"{source}: unknown top-level section {key!r}{_did_you_mean(str(key), SECTIONS)}. "
                 f"A config has the sections {', '.join(SECTIONS)}."
             )
+    _merge_dataset_defaults(cfg)
     for option in options:
         _apply_option(cfg, option, source=source)
     if isinstance(cfg.get("model"), DictConfig):
         cfg.model = _resolve_legacy_model(cfg.model, source=source)
     return cfg
+
+
+@functools.cache
+def _dataset_default_files() -> dict[str, Path]:
+    """Dataset name → the default file under `DATASET_CONFIG_DIR` that defines it."""
+    found: dict[str, Path] = {}
+    for path in sorted(DATASET_CONFIG_DIR.rglob("*.yaml")):
+        section = cast(DictConfig, OmegaConf.load(path)).get("datasets")
+        for name in section if isinstance(section, DictConfig) else ():
+            if name in found:
+                raise ConfigError(f"Dataset {name!r} has two default files: {found[name]} and {path}.")
+            found[str(name)] = path
+    return found
+
+
+def dataset_default_path(name: str) -> Path | None:
+    """The default file of dataset `name` under ``vigc/configs/datasets/``, or None if it has none."""
+    return _dataset_default_files().get(name)
+
+
+def dataset_defaults(name: str) -> dict[str, Any]:
+    """The default entry of dataset `name` (paths to set, ``data_type``...), or ``{}``."""
+    path = dataset_default_path(name)
+    if path is None:
+        return {}
+    entry = cast(DictConfig, OmegaConf.load(path)).datasets[name]
+    return cast(dict[str, Any], OmegaConf.to_container(entry, resolve=True)) if entry is not None else {}
+
+
+def _merge_dataset_defaults(cfg: DictConfig) -> None:
+    """A project's dataset entries go over their default files, as the original's builders did, so that
+    ``--options datasets.NAME.build_info.images=...`` has a key to override."""
+    datasets = cfg.get("datasets")
+    if not isinstance(datasets, DictConfig):
+        return
+    for name in list(datasets.keys()):
+        defaults = dataset_defaults(str(name))
+        if defaults:
+            datasets[name] = OmegaConf.merge(defaults, datasets[name] or {})
 
 
 def validate_config(

@@ -18,22 +18,20 @@ name, epoch, index), so a resumed run sees the same samples.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vigc.config import validate_builder_kwargs
+from vigc.config import DATASET_CONFIG_DIR, dataset_default_path, dataset_defaults, validate_builder_kwargs
 from vigc.data import annotations as readers
 from vigc.data.annotations import AnnotationError, QAAnnotation
 from vigc.data.processors import EvalImageProcessor, TrainImageProcessor
@@ -71,7 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DATASET_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "datasets"
 ImageProcessor = Callable[..., torch.Tensor]
 
 
@@ -340,37 +337,6 @@ class VIGEvalDataset(Dataset[VIGEvalItem]):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Dataset defaults (vigc/configs/datasets/**) and building from a config entry.
-
-
-@functools.cache
-def _default_files() -> dict[str, Path]:
-    """Dataset name → the default file that defines it, from every YAML under `DATASET_CONFIG_DIR`."""
-    found: dict[str, Path] = {}
-    for path in sorted(DATASET_CONFIG_DIR.rglob("*.yaml")):
-        section = cast(DictConfig, OmegaConf.load(path)).get("datasets")
-        for name in section if isinstance(section, DictConfig) else ():
-            if name in found:
-                raise ConfigError(f"Dataset {name!r} has two default files: {found[name]} and {path}.")
-            found[str(name)] = path
-    return found
-
-
-def dataset_default_path(name: str) -> Path | None:
-    """The default file of dataset ``name`` under ``vigc/configs/datasets/``, or None if it has none."""
-    return _default_files().get(name)
-
-
-def dataset_defaults(name: str) -> dict[str, Any]:
-    """The default config entry of dataset ``name`` (e.g. ``data_type`` and ``build_info``), or ``{}``.
-
-    Project configs give only ``sample_ratio`` and processors; merge their entry over these defaults, as
-    `build_dataset` does.
-    """
-    path = dataset_default_path(name)
-    if path is None:
-        return {}
-    entry = OmegaConf.load(path).datasets[name]
-    return cast(dict[str, Any], OmegaConf.to_container(entry, resolve=True)) if entry is not None else {}
 
 
 def build_dataset(
