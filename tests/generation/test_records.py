@@ -19,6 +19,7 @@ from vigc.generation.records import (
     RecordsError,
     RecordWriter,
     RunPaths,
+    busy_record_files,
     merge_run,
     new_run_id,
     read_errors,
@@ -140,6 +141,8 @@ def test_second_writer_of_the_same_file_is_refused(tmp_path: Path) -> None:
         RecordWriter(path).open()
     with RecordWriter(path) as writer:  # released on close
         writer.write({"key": "x"})
+        assert busy_record_files(path.parent) == [path]  # what the merge tool warns about
+    assert busy_record_files(path.parent) == []
 
 
 def test_run_info_is_written_and_resume_checks_the_task(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ __all__ = [
     "RecordsError",
     "RunPaths",
     "atomic_write_json_array",
+    "busy_record_files",
     "atomic_write_lines",
     "merge_run",
     "new_run_id",
@@ -261,6 +262,22 @@ def read_errors(run_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(Path(run_dir).glob(ERRORS_GLOB)):
         entries.extend(value for line, _ in _complete_lines(path) if (value := _parse(line)) is not None)
     return entries
+
+
+def busy_record_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Records files of the run that a live `RecordWriter` still holds (merging them now gives a partial result).
+
+    Always empty where advisory locks are unavailable.
+    """
+    busy = []
+    for path in sorted(Path(run_dir).glob(RECORDS_GLOB)) if fcntl is not None else []:
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    busy.append(path)
+    return busy
 
 
 def merge_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
