@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from vigc.tools.merge_records import main
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _llava_record(key: str, **extra: object) -> dict[str, object]:
+def _llava_record(key: str, **extra: Any) -> dict[str, Any]:
     return {
         "key": key,
         "image": key,
@@ -39,25 +40,25 @@ def _llava_record(key: str, **extra: object) -> dict[str, object]:
     }
 
 
-def _load(path: Path) -> object:
+def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def test_llava_result_keeps_input_and_original_fields_and_drops_invalid(tmp_path: Path) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         _llava_record("a.jpg", provenance={"model": "m"}),
         _llava_record("b.jpg", question=None, valid=False),
         _llava_record("c.jpg"),
     ]
     summary = export_original("llava_vig", records, tmp_path)
     assert summary.path == tmp_path / "llava_qa_result.json" and (summary.written, summary.skipped) == (2, 1)
-    first = _load(summary.path)[0]  # type: ignore[index]
+    first = _load(summary.path)[0]
     expected = {k: v for k, v in _llava_record("a.jpg").items() if k not in ("key", "valid")}
     assert first == expected
 
 
 def test_question_json_is_the_original_format_and_feeds_the_answer_pass(tmp_path: Path) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"key": "x.jpg", "image": "x.jpg", "image_id": 1, "question": "what is it?", "ori_answer": "cat"},
         {"key": "y.jpg", "image": "y.jpg", "question": None, "ori_answer": None},  # VIG gave no QA pair
         {"key": "z.jpg", "image": "z.jpg", "question": "", "ori_answer": "x"},  # empty question: not data
@@ -75,21 +76,21 @@ def test_question_json_is_the_original_format_and_feeds_the_answer_pass(tmp_path
 
 def test_question_answer_json_has_every_beam_and_an_image_id(tmp_path: Path) -> None:
     base = {"question": "what?", "ori_answer": "a", "answer": ["cat", "a cat"], "weight": [80.0, 10.5]}
-    records = [
+    records: list[dict[str, Any]] = [
         {"key": "k1", "image": "train2017/000000082363.jpg", "image_id": 5, **base},
         {"key": "k2", "image": "train2017/000000082363.jpg", **base},  # no id: COCO digits of the file name
         {"key": "k3", "image": "my_photos/beach.png", **base},  # neither: the path
     ]
     export_original("vqg_answer", records, tmp_path)
     entries = _load(tmp_path / "question_answer.json")
-    assert entries[0] == {  # type: ignore[index]
+    assert entries[0] == {
         "image": "train2017/000000082363.jpg",
         "image_id": 5,
         "question": "what?",
         "weight": [80.0, 10.5],
         "answer": ["cat", "a cat"],
     }
-    assert [e["image_id"] for e in entries] == [5, 82363, "my_photos/beach.png"]  # type: ignore[union-attr,index]
+    assert [e["image_id"] for e in entries] == [5, 82363, "my_photos/beach.png"]
     with pytest.raises(ExportError, match="'k9' is not an answer-pass record"):
         export_original("vqg_answer", [{"key": "k9", "image": "a", "question": "q", "answer": "x"}], tmp_path)
     with pytest.raises(ExportError, match="Unknown generation task 'vqa'"):
@@ -97,7 +98,7 @@ def test_question_answer_json_has_every_beam_and_an_image_id(tmp_path: Path) -> 
 
 
 def test_llava_export_format_ids_and_skips(tmp_path: Path) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         _llava_record("train2017/1.jpg"),
         _llava_record("train2017/2.jpg", answer="   "),
         _llava_record("train2017/3.jpg", question=""),
@@ -125,7 +126,7 @@ def test_llava_export_format_ids_and_skips(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob(".*tmp"))  # the atomic write left no temporary file
 
 
-def _make_sharded_run(tmp_path: Path, task: str, records: list[dict[str, object]], shards: int = 3) -> Path:
+def _make_sharded_run(tmp_path: Path, task: str, records: list[dict[str, Any]], shards: int = 3) -> Path:
     paths = RunPaths(tmp_path / "runs", "job-42")
     write_run_info(paths, task=task, config={"run": {"task": task}})
     for index in range(shards):
@@ -146,9 +147,9 @@ def test_merge_tool_merges_shards_and_writes_original_and_llava_files(
     out = capsys.readouterr().out
     assert "llava_vig: 10 record(s)" in out and "1 input(s) failed" in out
     merged = [json.loads(line)["key"] for line in (run_dir / "merged.jsonl").read_text().splitlines()]
-    assert merged == sorted(r["key"] for r in records)  # type: ignore[type-var]
-    assert len(_load(run_dir / "llava_qa_result.json")) == 10  # type: ignore[arg-type]
-    assert len(_load(tmp_path / "llava.json")) == 10  # type: ignore[arg-type]
+    assert merged == sorted(r["key"] for r in records)
+    assert len(_load(run_dir / "llava_qa_result.json")) == 10
+    assert len(_load(tmp_path / "llava.json")) == 10
     assert main([str(run_dir)]) == 0  # idempotent
 
 
@@ -156,7 +157,7 @@ def test_merge_tool_writes_question_json_for_the_question_task(tmp_path: Path) -
     records = [{"key": f"{i}.jpg", "image": f"{i}.jpg", "question": f"q{i}?", "ori_answer": "a"} for i in range(4)]
     run_dir = _make_sharded_run(tmp_path, "vqg_question", records, shards=2)
     assert main([str(run_dir)]) == 0
-    assert [e["question"] for e in _load(run_dir / "question.json")] == ["q0?", "q1?", "q2?", "q3?"]  # type: ignore[union-attr,index]
+    assert [e["question"] for e in _load(run_dir / "question.json")] == ["q0?", "q1?", "q2?", "q3?"]
 
 
 def test_merge_tool_bad_input_exits_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_writer_appends_utf8_lines_and_refuses_bad_records(tmp_path: Path) -> No
     paths = RunPaths(tmp_path, "run")
     with RecordWriter(paths.records("rank0"), fsync=False) as writer:
         writer.write({"key": "a.jpg", "answer": "Ein Bär — 熊"})
-        for bad in [{"answer": "x"}, {"key": ""}, {"key": 3}]:
+        bad_records: list[dict[str, Any]] = [{"answer": "x"}, {"key": ""}, {"key": 3}]
+        for bad in bad_records:
             with pytest.raises(ValueError, match="non-empty string 'key'"):
                 writer.write(bad)
         with pytest.raises(ValueError, match="already in the run"):
