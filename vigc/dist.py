@@ -56,6 +56,9 @@ def init_distributed(device: str = "auto", timeout_minutes: int = 60) -> DistInf
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        logger.warning("device %r asked for, but CUDA is not available here: running on the CPU", device)
+        use_cuda = False
     if use_cuda:
         index = local_rank if device in ("auto", "cuda") else int(device.split(":")[1])
         torch.cuda.set_device(index)

@@ -147,11 +147,11 @@ def test_missing_paths_name_the_config_key(tmp_path: Path, images: Path) -> None
     prefix = "datasets.coco2017_gen.build_info"
     with pytest.raises(ConfigError, match=rf"{prefix}.images = '.*nope' does not exist"):
         read_inputs(None, tmp_path / "nope", config_key_prefix=prefix)
-    with pytest.raises(ConfigError, match=rf"{prefix}.annotations = '.*ann.json' does not exist"):
+    with pytest.raises(ConfigError, match=rf"{prefix}.annotation = '.*ann.json' does not exist"):
         read_inputs(tmp_path / "ann.json", images, config_key_prefix=prefix)
     with pytest.raises(ConfigError, match=rf"set {prefix}.images"):
         read_inputs(None, None, config_key_prefix=prefix)
-    with pytest.raises(ConfigError, match=rf"set {prefix}.annotations"):
+    with pytest.raises(ConfigError, match=rf"set {prefix}.annotation"):
         read_inputs(None, images, kind="questions", config_key_prefix=prefix)
     ann = _write_json(tmp_path / "ann.json", [{"image": "a.jpg"}])
     with pytest.raises(GenerationInputError, match=rf"no images root is set; set {prefix}.images"):

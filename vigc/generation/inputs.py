@@ -88,6 +88,7 @@ def read_inputs(
     *,
     kind: InputKind = "images",
     config_key_prefix: str = "datasets.<name>.build_info",
+    annotation_key: str | None = None,
 ) -> list[GenerationItem]:
     """Read the items of a generation run from whichever source the config names, de-duplicated by key.
 
@@ -96,7 +97,8 @@ def read_inputs(
             file; None when generating for a folder.
         images: The images root (a folder); with no annotation, the folder (or list file) to generate for.
         kind: "images" (gq, LLaVA-style VIG) or "questions" (the ga pass over ``question.json``).
-        config_key_prefix: Prefix of the config keys named in errors (``<prefix>.annotations``/``.images``).
+        config_key_prefix: Prefix of the config keys named in errors (``<prefix>.annotation``/``.images``).
+        annotation_key: The config key of `annotation` when it is not ``<prefix>.annotation``.
 
     Returns:
         Items in file order (folders: sorted by path), first occurrence of each key kept.
@@ -105,7 +107,8 @@ def read_inputs(
         ConfigError: When a path is missing or the wrong kind (names the config key).
         GenerationInputError: When a record is malformed (names file, index and field).
     """
-    annotation_key, images_key = f"{config_key_prefix}.annotations", f"{config_key_prefix}.images"
+    annotation_key = annotation_key or f"{config_key_prefix}.annotation"
+    images_key = f"{config_key_prefix}.images"
     root = _existing(images, images_key) if images is not None else None
     source = _existing(annotation, annotation_key) if annotation is not None else None
     if kind == "questions":

@@ -40,13 +40,34 @@ def _dtype(precision: str) -> torch.dtype:
     return PRECISIONS[precision]
 
 
-def _check_dir(path: str, key: str) -> Path:
-    if not path:
-        raise ConfigError(f"Set `{key}` to a local directory (e.g. --options {key}=/path/to/dir).")
-    resolved = Path(path).expanduser()
-    if not resolved.is_dir():
-        raise ConfigError(f"`{key}` = {path!r} is not a directory. Point it at a local directory.")
-    return resolved
+def check_weight_paths(
+    *,
+    llm_model: str,
+    qformer_tokenizer: str,
+    files: dict[str, str | None],
+    random_init: bool,
+) -> None:
+    """Every path problem at once, before anything is loaded, as one message naming each config key to set."""
+    problems = []
+    for key, value in (("model.llm_model", llm_model), ("model.qformer_tokenizer", qformer_tokenizer)):
+        if not value:
+            problems.append(f"`{key}` is not set (a local directory)")
+        elif not Path(value).expanduser().is_dir():
+            problems.append(f"`{key}` = {value!r} is not a directory")
+    for key, value in files.items():
+        if value and not Path(value).expanduser().exists():
+            problems.append(f"`{key}` = {value!r} does not exist")
+    if not random_init and not any(files.values()):
+        problems.append(
+            "no checkpoint is set: give `model.pretrained` and/or `model.finetuned` (and `model.vit_model`)"
+        )
+    if problems:
+        example = " ".join(f"{k}=..." for k in ("model.llm_model", "model.pretrained", "model.finetuned"))
+        raise ConfigError(
+            "The model cannot be built: "
+            + "; ".join(problems)
+            + f". Set them in the config or with --options {example}."
+        )
 
 
 def _build_language_model(path: Path, vocab_size: int, dtype: torch.dtype) -> PreTrainedModel:
@@ -158,9 +179,12 @@ def vigc_model(
         random_init: allow parts that no file covers to keep their random initialisation (tests, smoke runs).
     """
     dtype = _dtype(precision)
-    llm_dir = _check_dir(llm_model, "model.llm_model")
+    files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
+    files["model.finetuned"] = finetuned if load_finetuned else None
+    check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
+    llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)
-    qformer_tok = load_qformer_tokenizer(_check_dir(qformer_tokenizer, "model.qformer_tokenizer"))
+    qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
     language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(

@@ -1,0 +1,197 @@
+"""Pieces every generation workflow shares: decoding settings from the original's `generate_cfg`, the run folder
+and its id across ranks, this process's share of the work, image batches that survive bad files, progress and the
+end-of-run summary. The workflows themselves live in `vigc/tasks/generate_*.py`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vigc import dist
+from vigc.errors import ConfigError, VIGCError
+from vigc.generation.images import load_rgb
+from vigc.generation.inputs import GenerationItem, shard
+from vigc.generation.records import RecordWriter, RunPaths, write_run_info, writer_tag
+from vigc.models.decoding import DecodingSettings
+from vigc.tools.merge_records import merge
+
+logger = logging.getLogger(__name__)
+
+LLAVA_EXPORT_FILE = "llava_train.json"
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """The original's `run.generate_cfg`, with the repetition penalty (hard-coded 1.5 there) configurable.
+
+    Lengths count the hidden BOS of transformers 4.33, as the original's did (`max_len: 250` → 249 new tokens).
+    """
+
+    max_len: int = 250
+    min_len: int = 1
+    num_beams: int = 5
+    use_nucleus_sampling: bool = False
+    top_p: float = 0.9
+    temperature: float = 1.0
+    repetition_penalty: float = 1.5
+    length_penalty: float = 1.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, where: str = "run.generate_cfg") -> GenerateConfig:
+        """Validate a config mapping: unknown keys and wrong types are errors naming the key."""
+        values = dict(values or {})
+        known = cls.__dataclass_fields__
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; accepted keys: {', '.join(known)}.")
+        try:
+            config = cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        for name, value in asdict(config).items():
+            expected = type(getattr(cls, name))
+            if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
+                raise ConfigError(f"{where}.{name} must be a {expected.__name__}, got {value!r}.")
+        return config
+
+    def decoding(self, num_return_sequences: int = 1) -> DecodingSettings:
+        return DecodingSettings.from_lavis(
+            use_nucleus_sampling=self.use_nucleus_sampling,
+            num_beams=1 if self.use_nucleus_sampling else self.num_beams,
+            max_length=self.max_len,
+            min_length=self.min_len,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+            length_penalty=self.length_penalty,
+            num_captions=num_return_sequences,
+            temperature=self.temperature,
+        )
+
+
+@dataclass
+class RunContext:
+    """This process's place in a generation run."""
+
+    info: dist.DistInfo
+    paths: RunPaths
+    tag: str
+    shard: tuple[int, int] | None
+
+    def writer(self, fsync: bool = True) -> RecordWriter:
+        return RecordWriter(self.paths.records(self.tag), fsync=fsync)
+
+
+def start_run(
+    *,
+    output_dir: str,
+    run_id: str | None,
+    shard_spec: tuple[int, int] | None,
+    task: str,
+    config: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    info: dist.DistInfo,
+) -> RunContext:
+    """Choose the run id on rank 0 (a new one, or `run_id` to resume), share it, and write `run.json`."""
+    chosen = dist.broadcast_object(RunPaths.create(output_dir, run_id).run_id if info.is_main else None)
+    paths = RunPaths.create(output_dir, chosen)
+    if info.is_main:
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_info(paths, task=task, config=config, provenance=provenance)
+        logger.info("writing to %s", paths.run_dir)
+    dist.barrier()
+    return RunContext(info, paths, writer_tag(info.rank, info.world_size, shard_spec), shard_spec)
+
+
+def my_share(items: Sequence[GenerationItem], ctx: RunContext) -> list[GenerationItem]:
+    """The items of this shard (`--shard i/N`) and then of this rank."""
+    mine = list(items)
+    if ctx.shard is not None:
+        mine = shard(mine, *ctx.shard)
+    return shard(mine, ctx.info.rank, ctx.info.world_size)
+
+
+@dataclass
+class Counters:
+    """What a run did, for the progress bar and the summary."""
+
+    images: int = 0
+    records: int = 0
+    valid: int = 0
+    invalid: int = 0
+    errors: int = 0
+    resumed: int = 0
+    tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def summary(self) -> str:
+        seconds = time.perf_counter() - self.started
+        return (
+            f"{self.images} images, {self.valid} valid QA, {self.invalid} invalid, {self.errors} image errors, "
+            f"{self.resumed} already done, {seconds:.1f} s"
+        )
+
+
+@dataclass
+class ImageBatch:
+    """Items whose images loaded, and their pixels (B, 3, S, S)."""
+
+    items: list[GenerationItem]
+    pixels: torch.Tensor
+
+
+def image_batches(
+    items: Sequence[GenerationItem],
+    batch_size: int,
+    processor: Callable[..., torch.Tensor],
+    writer: RecordWriter,
+    counters: Counters,
+) -> Iterator[ImageBatch]:
+    """Batches of loaded images; a file that cannot be read goes to the errors file with its reason."""
+    pending: list[tuple[GenerationItem, torch.Tensor]] = []
+    for item in items:
+        try:
+            pending.append((item, processor(load_rgb(item.image_path))))
+        except VIGCError as exc:
+            counters.errors += 1
+            writer.write_error(item.key, item.image, str(exc))
+            logger.warning("skipping %s: %s", item.image, exc)
+        if len(pending) == batch_size:
+            yield ImageBatch([i for i, _ in pending], torch.stack([p for _, p in pending]))
+            pending = []
+    if pending:
+        yield ImageBatch([i for i, _ in pending], torch.stack([p for _, p in pending]))
+
+
+def progress(total: int, info: dist.DistInfo, unit: str = "img") -> tqdm:
+    """A progress bar on rank 0 (images/s is tqdm's rate; tokens/s goes in the postfix)."""
+    return tqdm(total=total, unit=unit, disable=not info.is_main, dynamic_ncols=True, desc="generating")
+
+
+def update_progress(bar: tqdm, counters: Counters, images: int) -> None:
+    bar.update(images)
+    seconds = max(time.perf_counter() - counters.started, 1e-9)
+    bar.set_postfix(
+        valid=counters.valid, invalid=counters.invalid, errors=counters.errors, tok_s=f"{counters.tokens / seconds:.0f}"
+    )
+
+
+def finish_run(ctx: RunContext, export_llava_file: bool) -> None:
+    """On rank 0 after every rank is done: merge the records, write the original's file and the LLaVA export
+    (the same as `python -m vigc.tools.merge_records`, which array jobs run by hand)."""
+    dist.barrier()
+    if ctx.info.is_main:
+        llava = ctx.paths.run_dir / LLAVA_EXPORT_FILE if export_llava_file else None
+        for line in merge(ctx.paths.run_dir, llava):
+            logger.info(line)
+
+
+def model_provenance(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Model and checkpoints as configured (paths as given)."""
+    keys = ("arch", "llm_model", "vit_model", "pretrained", "finetuned", "qformer_tokenizer", "precision")
+    return {key: model_cfg.get(key) for key in keys if key in model_cfg}

@@ -1,0 +1,266 @@
+"""Workflow: LLaVA-style QA generation (conversation / detail / complex reasoning) with VIG + VIC.
+
+Reads top to bottom: settings → run folder → this process's images → batches (VIG + VIC, one record per
+image, task and sample index, appended as made) → merge and exports on rank 0. `run.task:
+instruct_blip_llava_vig` in the original configs; `evaluate.py` runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from vigc import dist
+from vigc.errors import ConfigError
+from vigc.generation.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
+from vigc.generation.records_format import vic_record_fields
+from vigc.generation.runner import (
+    Counters,
+    GenerateConfig,
+    RunContext,
+    finish_run,
+    image_batches,
+    model_provenance,
+    my_share,
+    progress,
+    start_run,
+    update_progress,
+)
+from vigc.generation.sources import GenerationSource
+from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
+from vigc.models.vigc_model import VIGCModel
+from vigc.registry import TASKS
+
+logger = logging.getLogger(__name__)
+
+TASK_KIND = "llava_vig"
+
+
+@dataclass(frozen=True)
+class LlavaGeneration:
+    """A configured LLaVA-style generation; `run` does the work.
+
+    Attributes:
+        llava_task: "conv", "desc" or "comp".
+        vic: VIG + VIC behaviour and decoding.
+        samples_per_image: QA per image; sample 0 is the configured decoding of the fixed instruction, later ones
+            use `diversity`.
+        diversity: "sampling" (temperature / top-p on the fixed instruction) or "instructions" (the task's other
+            training instructions, same decoding).
+        batch_size: images per batch.
+        output_dir: folder of runs.
+        seed: seed of the sampled samples.
+        export_llava: also write LLaVA's training format.
+        fsync: fsync every record.
+        device: where the model runs ("auto": CUDA when available).
+    """
+
+    llava_task: str
+    vic: VICSettings
+    samples_per_image: int
+    diversity: str
+    sample_temperature: float
+    sample_top_p: float
+    batch_size: int
+    output_dir: str
+    seed: int
+    export_llava: bool
+    fsync: bool
+    device: str
+
+    kind = "generate"
+
+    def instructions(self, sample_index: int) -> str:
+        if sample_index == 0 or self.diversity == "sampling":
+            return GENERATION_INSTRUCTIONS[self.llava_task]
+        pool = VIG_INSTRUCTIONS[f"llava_{self.llava_task}"]
+        return pool[sample_index % len(pool)]
+
+    def settings(self, sample_index: int) -> VICSettings:
+        if sample_index == 0 or self.diversity == "instructions":
+            return self.vic
+        sampled = self.vic.vig_decoding.with_changes(
+            do_sample=True, num_beams=1, temperature=self.sample_temperature, top_p=self.sample_top_p
+        )
+        return replace(self.vic, vig_decoding=sampled)
+
+    def run(
+        self,
+        model: VIGCModel,
+        source: GenerationSource,
+        *,
+        config: dict[str, Any],
+        run_id: str | None = None,
+        shard: tuple[int, int] | None = None,
+        info: dist.DistInfo | None = None,
+    ) -> RunContext:
+        """Generate for every item of `source` not already in the run; returns the run's paths."""
+        info = info or dist.init_distributed("cpu")
+        provenance = {"model": model_provenance(config.get("model", {})), "vic": _settings_dict(self.vic)}
+        ctx = start_run(
+            output_dir=self.output_dir,
+            run_id=run_id,
+            shard_spec=shard,
+            task=TASK_KIND,
+            config=config,
+            provenance=provenance,
+            info=info,
+        )
+        counters = Counters()
+        with ctx.writer(self.fsync) as writer:
+            done = writer.done_keys()
+            for k in range(self.samples_per_image):
+                todo = [item for item in my_share(source.items, ctx) if _key(item.key, self.llava_task, k) not in done]
+                counters.resumed += len(my_share(source.items, ctx)) - len(todo)
+                bar = progress(len(todo), info)
+                for batch in image_batches(todo, self.batch_size, source.image_processor, writer, counters):
+                    stats = GenerationStats()
+                    results = self._generate(model, batch.pixels, k, stats)
+                    for item, result in zip(batch.items, results, strict=True):
+                        writer.write(self._record(item.record, item.image, item.key, k, result, provenance))
+                        counters.valid += result.valid
+                        counters.invalid += not result.valid
+                    counters.images += len(batch.items)
+                    counters.tokens += stats.decoded_tokens
+                    update_progress(bar, counters, len(batch.items))
+                bar.close()
+        logger.info("rank %d: %s", info.rank, counters.summary())
+        finish_run(ctx, self.export_llava)
+        return ctx
+
+    def _generate(self, model: VIGCModel, pixels: torch.Tensor, k: int, stats: GenerationStats) -> list[QAResult]:
+        settings = self.settings(k)
+        if settings.vig_decoding.do_sample:
+            torch.manual_seed(self.seed + k)  # a batch's samples are reproducible
+        with torch.no_grad():
+            return vig_vic(model, pixels.to(model.device), [self.instructions(k)] * pixels.shape[0], settings, stats)
+
+    def _record(
+        self, record: dict[str, Any], image: str, key: str, k: int, result: QAResult, provenance: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            **record,
+            "image": image,
+            "key": _key(key, self.llava_task, k),
+            "task": self.llava_task,
+            "sample_index": k,
+            "valid": result.valid,
+            **vic_record_fields(result),
+            "provenance": provenance,
+        }
+
+
+def _key(image_key: str, task: str, k: int) -> str:
+    return f"{image_key}#{task}#{k}"
+
+
+def _settings_dict(settings: VICSettings) -> dict[str, Any]:
+    return json_safe(asdict(settings))
+
+
+def json_safe(value: Any) -> Any:
+    """Dataclass dicts as JSON values."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+@TASKS.register
+def instruct_blip_llava_vig(
+    *,
+    llava_task: str = "conv",
+    answer_length: int = 4,
+    gen_style: str = "vig",
+    last_infer_all: bool = False,
+    in_section: bool = False,
+    vic_mode: str = "default",
+    max_sentences: int = 8,
+    samples_per_image: int = 1,
+    diversity: str = "sampling",
+    sample_temperature: float = 0.9,
+    sample_top_p: float = 0.9,
+    generate_cfg: dict[str, Any] | None = None,
+    batch_size_eval: int = 8,
+    output_dir: str = "output",
+    seed: int = 42,
+    export_llava: bool = True,
+    fsync: bool = True,
+    runner: str = "",
+    batch_size_train: int = 0,
+    num_workers: int = 0,
+    iters_per_inner_epoch: int = 0,
+    max_iters: int = 0,
+    evaluate: bool = True,
+    test_splits: list[str] | None = None,
+    device: str = "auto",
+    world_size: int = 1,
+    dist_url: str = "",
+    distributed: bool = True,
+    report_metric: bool = False,
+) -> LlavaGeneration:
+    """LLaVA-style VIG + VIC generation (the original task name).
+
+    Args:
+        llava_task: "conv", "desc" or "comp" (picks the fixed instruction).
+        answer_length: compat: VIC steps.
+        gen_style: "vig" or "vic" (VIC prompt with or without the instruction).
+        last_infer_all: compat: the last step keeps its whole output.
+        in_section: paragraph steps instead of sentences.
+        vic_mode: "default" (faster, stops per sentence, drops bad QA) or "compat" (the original, exactly).
+        max_sentences: default mode: most sentences per answer.
+        samples_per_image: QA per image (keys end in #<task>#<index>).
+        diversity: how samples after the first differ: "sampling" or "instructions".
+        sample_temperature: sampling temperature of later samples.
+        sample_top_p: nucleus mass of later samples.
+        generate_cfg: the original's decoding block (max_len, min_len, num_beams, ...; see GenerateConfig).
+        batch_size_eval: images per batch.
+        output_dir: folder of runs (never inside the package).
+        seed: seed for sampled samples.
+        export_llava: write LLaVA's training JSON at the end.
+        fsync: fsync every record (safer; slower on network file systems).
+        runner: the original's key; unused.
+        batch_size_train: the original's key; unused.
+        num_workers: the original's key; unused.
+        iters_per_inner_epoch: the original's key; unused.
+        max_iters: the original's key; unused.
+        evaluate: the original's key; unused.
+        test_splits: the original's key; unused.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        world_size: the original's key; torchrun decides.
+        dist_url: the original's key; torchrun decides.
+        distributed: the original's key; torchrun decides.
+        report_metric: the original's key; unused.
+    """
+    if llava_task not in GENERATION_INSTRUCTIONS:
+        raise ConfigError(f"run.llava_task must be one of {sorted(GENERATION_INSTRUCTIONS)}, got {llava_task!r}.")
+    if diversity not in ("sampling", "instructions") or samples_per_image < 1 or batch_size_eval < 1:
+        raise ConfigError("run.diversity must be 'sampling' or 'instructions'; samples and batch size at least 1.")
+    decoding = GenerateConfig.from_mapping(generate_cfg).decoding()
+    vic = VICSettings(
+        mode=vic_mode,
+        answer_length=answer_length,
+        max_sentences=max_sentences,
+        gen_style=gen_style,
+        in_section=in_section,
+        last_infer_all=last_infer_all,
+        vig_decoding=decoding,
+    )
+    return LlavaGeneration(
+        llava_task=llava_task,
+        vic=vic,
+        samples_per_image=samples_per_image,
+        diversity=diversity,
+        sample_temperature=sample_temperature,
+        sample_top_p=sample_top_p,
+        batch_size=batch_size_eval,
+        output_dir=output_dir,
+        seed=seed,
+        export_llava=export_llava,
+        fsync=fsync,
+        device=device,
+    )
