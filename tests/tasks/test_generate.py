@@ -1,0 +1,268 @@
+"""evaluate.py as users run it: records, resume after SIGKILL, torchrun, shards, bad images, gq → ga, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = {
+    "arch": "vigc_model",
+    "image_size": 56,
+    "vit_width": 64,
+    "vit_depth": 2,
+    "vit_heads": 4,
+    "vit_mlp_hidden": 279,
+    "num_query_token": 8,
+    "qformer_hidden": 64,
+    "qformer_layers": 2,
+    "qformer_heads": 4,
+    "qformer_intermediate": 256,
+}
+
+
+def make_images(folder: Path, fixture: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = sorted((fixture / "images").glob("*.png"))
+    for i in range(count):
+        image = Image.open(sources[i % len(sources)]).convert("RGB")
+        image = ImageOps.mirror(image) if (i // len(sources)) % 2 else image
+        image.save(folder / f"photo {i:02d}.png")
+    return folder
+
+
+def write_config(tmp: Path, fixture: Path, images: Path, run: dict[str, object], dataset: dict | None = None) -> Path:
+    model = {
+        **TINY_MODEL,
+        "llm_model": str(fixture / "llm"),
+        "qformer_tokenizer": str(fixture / "bert_base_uncased_tiny"),
+        "vit_model": str(fixture / "eva_vit_tiny.pth"),
+        "pretrained": str(fixture / "lavis_trimmed.pth"),
+    }
+    vis = {"eval": {"name": "blip_image_eval", "image_size": 56}}
+    datasets = dataset or {
+        "instruct_blip_coco2017_vig_test": {"vis_processor": vis, "build_info": {"images": str(images)}}
+    }
+    base_run = {"output_dir": str(tmp / "out"), "batch_size_eval": 2, "device": "cpu", "fsync": False}
+    config = {"model": model, "datasets": datasets, "run": {**base_run, **run}}
+    path = tmp / f"cfg_{len(list(tmp.glob('cfg_*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# One image per batch: batched decoding on CPU is not bitwise batch-invariant (padding changes float summation
+# order, and the tiny model has near-ties), and resumed or sharded runs batch their remaining images differently.
+LLAVA_RUN = {
+    "batch_size_eval": 1,
+    "task": "instruct_blip_llava_vig",
+    "llava_task": "conv",
+    "max_sentences": 3,
+    "generate_cfg": {"max_len": 20, "min_len": 1, "num_beams": 2},
+}
+
+
+def evaluate(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), *args], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def merged(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "merged.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def setup(reference_fixture: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    tmp = tmp_path_factory.mktemp("gen")
+    images = make_images(tmp / "images", reference_fixture, 8)
+    return tmp, images, write_config(tmp, reference_fixture, images, LLAVA_RUN)
+
+
+@pytest.fixture(scope="module")
+def baseline(setup: tuple[Path, Path, Path]) -> list[dict]:
+    tmp, _, cfg = setup
+    evaluate("--cfg-path", str(cfg), "--run-id", "baseline")
+    return merged(tmp / "out" / "baseline")
+
+
+def test_a_run_writes_records_original_files_and_llava_export(
+    setup: tuple[Path, Path, Path], baseline: list[dict]
+) -> None:
+    tmp = setup[0]
+    run_dir = tmp / "out" / "baseline"
+    assert [r["key"] for r in baseline] == sorted(f"photo {i:02d}.png#conv#0" for i in range(8))
+    for record in baseline:
+        assert record["task"] == "conv" and record["provenance"]["model"]["arch"] == "vigc_model"
+        assert record["vic_step_prompts"][0] == record["instruction"]
+        assert record["provenance"]["vic"]["mode"] == "default"
+    original = json.loads((run_dir / "llava_qa_result.json").read_text())
+    assert len(original) == sum(r["valid"] for r in baseline)
+    llava = json.loads((run_dir / "llava_train.json").read_text())
+    assert llava and llava[0]["conversations"][0]["value"].startswith("<image>\n")
+    assert json.loads((run_dir / "run.json").read_text())["task"] == "llava_vig"
+
+
+def test_sigkill_and_resume_gives_each_record_exactly_once(
+    setup: tuple[Path, Path, Path], baseline: list[dict]
+) -> None:
+    tmp, _, cfg = setup
+    run_dir = tmp / "out" / "killed"
+    for kill_after in (1, 3, 6):
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "evaluate.py"), "--cfg-path", str(cfg), "--run-id", "killed"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        records = run_dir / "records.rank0.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if records.exists() and records.read_text().count("\n") >= kill_after:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with records.open("a") as handle:  # and a torn last line, as a kill mid-write leaves
+            handle.write('{"key": "photo 07.png#conv#0", "answ')
+    evaluate("--cfg-path", str(cfg), "--run-id", "killed")
+    assert merged(run_dir) == baseline
+
+
+def test_torchrun_two_processes_give_the_same_records(setup: tuple[Path, Path, Path], baseline: list[dict]) -> None:
+    tmp, _, cfg = setup
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    result = subprocess.run(
+        [*command, str(REPO / "evaluate.py"), "--cfg-path", str(cfg), "--run-id", "ddp"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp / "out" / "ddp"
+    assert sorted(p.name for p in run_dir.glob("records.*.jsonl")) == ["records.rank0.jsonl", "records.rank1.jsonl"]
+    assert merged(run_dir) == baseline
+
+
+def test_shards_then_merge_tool(setup: tuple[Path, Path, Path], baseline: list[dict]) -> None:
+    tmp, _, cfg = setup
+    for shard in ("0/2", "1/2"):
+        evaluate("--cfg-path", str(cfg), "--run-id", "sharded", "--shard", shard)
+    run_dir = tmp / "out" / "sharded"
+    tool = subprocess.run(
+        [sys.executable, "-m", "vigc.tools.merge_records", str(run_dir)], capture_output=True, text=True, cwd=REPO
+    )
+    assert tool.returncode == 0, tool.stderr
+    assert merged(run_dir) == baseline
+
+
+def test_bad_images_go_to_the_errors_file(reference_fixture: Path, tmp_path: Path) -> None:
+    images = make_images(tmp_path / "images", reference_fixture, 2)
+    (images / "empty.png").write_bytes(b"")
+    (images / "notes.jpg").write_text("not an image")
+    Image.new("CMYK", (40, 30), (0, 128, 0, 0)).save(images / "cmyk.jpg")
+    Image.new("LA", (30, 30), (90, 128)).save(images / "gray_alpha.png")
+    Image.new("I;16", (30, 30), 40000).save(images / "sixteen.png")
+    cfg = write_config(tmp_path, reference_fixture, images, LLAVA_RUN)
+    result = evaluate("--cfg-path", str(cfg), "--run-id", "bad")
+    run_dir = tmp_path / "out" / "bad"
+    errors = [json.loads(line) for line in (run_dir / "errors.rank0.jsonl").read_text().splitlines()]
+    assert sorted(e["image"] for e in errors) == ["empty.png", "notes.jpg"]
+    assert all(e["reason"] for e in errors)
+    assert len(merged(run_dir)) == 5
+    assert "2 image errors" in result.stderr
+
+
+def test_question_pass_then_answer_pass(reference_fixture: Path, tmp_path: Path) -> None:
+    images = make_images(tmp_path / "images", reference_fixture, 3)
+    gq = {
+        "task": "instruct_blip_vqg",
+        "generate_task": "gq",
+        "data_type": "okvqa",
+        "weighted_sample": True,
+        "generate_cfg": {"max_len": 30, "min_len": 1, "num_beams": 3},
+    }
+    evaluate("--cfg-path", str(write_config(tmp_path, reference_fixture, images, gq)), "--run-id", "gq")
+    questions = json.loads((tmp_path / "out" / "gq" / "question.json").read_text())
+    assert questions and all(set(q) >= {"image", "question", "ori_answer"} for q in questions)
+    ga = {"task": "instruct_blip_vqg", "generate_task": "ga", "generate_cfg": {"max_len": 10, "num_beams": 3}}
+    dataset = {
+        "instruct_blip_given_q_coco2017_vig_test": {
+            "annotation": str(tmp_path / "out" / "gq" / "question.json"),
+            "build_info": {"images": str(images)},
+            "vis_processor": {"eval": {"name": "blip_image_eval", "image_size": 56}},
+            "text_processor": {"eval": {"name": "blip_caption", "max_words": 100}},
+        }
+    }
+    evaluate("--cfg-path", str(write_config(tmp_path, reference_fixture, images, ga, dataset)), "--run-id", "ga")
+    answers = json.loads((tmp_path / "out" / "ga" / "question_answer.json").read_text())
+    assert len(answers) == len(questions)
+    for entry in answers:
+        assert len(entry["answer"]) == len(entry["weight"]) == 3
+        assert entry["weight"] == sorted(entry["weight"], reverse=True)
+
+
+def test_bad_configs_exit_2_with_one_message(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, _, cfg = setup
+    result = evaluate("--cfg-path", str(cfg), "--options", "run.answer_lenght=3", check=False)
+    assert result.returncode == 2 and "answer_length" in result.stderr and "Traceback" not in result.stderr
+    train_cfg = REPO / "vigc/projects/instruct_blip_vicuna7b/vigc/okvqa/normal_vigc.yaml"
+    result = evaluate("--cfg-path", str(train_cfg), check=False)
+    assert result.returncode == 2 and "train.py" in result.stderr
+
+
+GENERATION_CONFIGS = sorted((REPO / "vigc" / "projects").glob("*/generate_qa/*/*.yaml"))
+
+
+def test_all_sixteen_generation_configs_exist() -> None:
+    assert len(GENERATION_CONFIGS) == 16
+
+
+@pytest.mark.parametrize("path", GENERATION_CONFIGS, ids=lambda p: str(p.relative_to(REPO / "vigc" / "projects")))
+def test_generation_configs_stop_at_once_naming_the_keys_to_set(
+    path: Path, reference_fixture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vigc.builtins import register_all
+    from vigc.config import load_config, validate_builder_kwargs, validate_config
+    from vigc.registry import DATASETS, TASKS
+
+    register_all()
+    cfg = load_config(path)
+    validate_config(cfg, source=str(path))
+    run = dict(cfg.run)
+    validate_builder_kwargs(TASKS.get(run.pop("task")), run, section="run", source=str(path))
+    ((name, entry),) = dict(cfg.datasets).items()
+    validate_builder_kwargs(DATASETS.get(name), dict(entry), section=f"datasets.{name}", source=str(path))
+    images = str(reference_fixture / "images")
+    options = [f"datasets.{name}.build_info.images={images}"]
+    if "given_q" in name:
+        options.append(f"datasets.{name}.annotation={REPO / 'tests/assets/question.json'}")
+    code = _evaluate_module().main(["--cfg-path", str(path), "--options", *options])
+    assert code == 2
+    assert "model.llm_model" in capsys.readouterr().err
+
+
+def _evaluate_module():  # type: ignore[no-untyped-def]
+    """evaluate.py imported in-process (it is a script at the repository root)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vigc_evaluate_script", REPO / "evaluate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
