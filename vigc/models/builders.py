@@ -49,14 +49,14 @@ def check_weight_paths(
 ) -> None:
     """Every path problem at once, before anything is loaded, as one message naming each config key to set."""
     problems = []
-    for key, value in (("model.llm_model", llm_model), ("model.qformer_tokenizer", qformer_tokenizer)):
-        if not value:
+    for key, directory in (("model.llm_model", llm_model), ("model.qformer_tokenizer", qformer_tokenizer)):
+        if not directory:
             problems.append(f"`{key}` is not set (a local directory)")
-        elif not Path(value).expanduser().is_dir():
-            problems.append(f"`{key}` = {value!r} is not a directory")
-    for key, value in files.items():
-        if value and not Path(value).expanduser().exists():
-            problems.append(f"`{key}` = {value!r} does not exist")
+        elif not Path(directory).expanduser().is_dir():
+            problems.append(f"`{key}` = {directory!r} is not a directory")
+    for key, file in files.items():
+        if file and not Path(file).expanduser().exists():
+            problems.append(f"`{key}` = {file!r} does not exist")
     if not random_init and not any(files.values()):
         problems.append(
             "no checkpoint is set: give `model.pretrained` and/or `model.finetuned` (and `model.vit_model`)"
