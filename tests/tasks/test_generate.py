@@ -266,3 +266,36 @@ def _evaluate_module():  # type: ignore[no-untyped-def]
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("diversity", ["instructions", "sampling"])
+def test_several_qa_per_image_have_their_own_keys(
+    diversity: str, parity_model: object, reference_fixture: Path, tmp_path: Path
+) -> None:
+    from vigc.generation.sources import image_folder
+    from vigc.tasks.generate_llava import instruct_blip_llava_vig
+
+    task = instruct_blip_llava_vig(
+        samples_per_image=3,
+        diversity=diversity,
+        max_sentences=2,
+        batch_size_eval=2,
+        output_dir=str(tmp_path),
+        fsync=False,
+        generate_cfg={"max_len": 20, "num_beams": 2},
+    )
+    source = image_folder(images=str(reference_fixture / "images"), image_size=56)
+    ctx = task.run(parity_model, source, config={}, run_id="diverse")  # type: ignore[arg-type]
+    records = merged(ctx.paths.run_dir)
+    assert len(records) == 12
+    assert {r["key"].rsplit("#", 1)[1] for r in records} == {"0", "1", "2"}
+    by_image: dict[str, list[dict]] = {}
+    for record in records:
+        by_image.setdefault(record["image"], []).append(record)
+    for samples in by_image.values():
+        samples.sort(key=lambda r: r["sample_index"])
+        if diversity == "instructions":
+            assert len({r["instruction"] for r in samples}) == 3
+        else:
+            assert len({r["instruction"] for r in samples}) == 1
+            assert len({r["vig_output"] for r in samples}) > 1  # sampled, not three copies of the beam output
