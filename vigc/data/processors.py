@@ -51,8 +51,24 @@ class EvalImageProcessor:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Process one image; returns (3, S, S) float32."""
-        resized = image.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
-        return to_normalized_tensor(resized)
+        return to_normalized_tensor(resize_bicubic(image.convert("RGB"), self.image_size, self.image_size))
+
+
+def resize_bicubic(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Bicubic resize giving the same pixels under every Pillow version.
+
+    Pillow resamples one axis at a time and rounds to 8 bits in between. Pillow 13 (which made the parity
+    fixture) starts with the axis that leaves the smaller intermediate image; earlier versions always start
+    horizontally, which changes some pixels by one level. Doing the two passes ourselves in Pillow 13's order
+    makes the result independent of the installed version (gradio, for one, pins Pillow < 13).
+    """
+    in_width, in_height = image.size
+    if (in_width, in_height) == (width, height):
+        return image.copy()
+    resample = Image.Resampling.BICUBIC
+    if width * in_height > in_width * height:  # vertical first leaves the smaller intermediate image
+        return image.resize((in_width, height), resample).resize((width, height), resample)
+    return image.resize((width, in_height), resample).resize((width, height), resample)
 
 
 @dataclass(frozen=True)
