@@ -24,6 +24,7 @@ setup(
         "tqdm",
         "pillow",
         "numpy",
+        "peft",  # LoRA recipes (lora_vig.yaml)
     ],
     extras_require={
         "dev": ["pytest", "ruff", "mypy"],
