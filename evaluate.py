@@ -25,6 +25,7 @@ from vigc.builtins import register_all
 from vigc.config import build_model, load_config, validate_builder_kwargs, validate_config
 from vigc.errors import ConfigError, VIGCError
 from vigc.generation.inputs import parse_shard
+from vigc.generation.runner import split_run_section
 from vigc.registry import DATASETS, TASKS
 
 logger = logging.getLogger("vigc.evaluate")
@@ -49,10 +50,9 @@ def run(args: argparse.Namespace) -> None:
     source_name = args.cfg_path
     cfg = load_config(args.cfg_path, args.options)
     validate_config(cfg, source=source_name)
-    run_cfg = _section(cfg, "run")
-    task_name = run_cfg.pop("task", None)
-    builder = TASKS.get(str(task_name))
-    run_id = run_cfg.pop("run_id", None) or args.run_id
+    task_name, run_id, run_cfg = split_run_section(_section(cfg, "run"))
+    builder = TASKS.get(task_name)
+    run_id = run_id or args.run_id
     validate_builder_kwargs(builder, run_cfg, section="run", source=source_name)
     task = builder(**run_cfg)
     if getattr(task, "kind", None) != "generate":

@@ -239,13 +239,14 @@ def test_generation_configs_stop_at_once_naming_the_keys_to_set(
 ) -> None:
     from vigc.builtins import register_all
     from vigc.config import load_config, validate_builder_kwargs, validate_config
+    from vigc.generation.runner import split_run_section
     from vigc.registry import DATASETS, TASKS
 
     register_all()
     cfg = load_config(path)
     validate_config(cfg, source=str(path))
-    run = dict(cfg.run)
-    validate_builder_kwargs(TASKS.get(run.pop("task")), run, section="run", source=str(path))
+    task, _, run = split_run_section(dict(cfg.run))
+    validate_builder_kwargs(TASKS.get(task), run, section="run", source=str(path))
     ((name, entry),) = dict(cfg.datasets).items()
     validate_builder_kwargs(DATASETS.get(name), dict(entry), section=f"datasets.{name}", source=str(path))
     images = str(reference_fixture / "images")

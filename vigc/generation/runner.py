@@ -25,6 +25,22 @@ logger = logging.getLogger(__name__)
 
 LLAVA_EXPORT_FILE = "llava_train.json"
 
+# Keys of the original generation configs' `run:` section that mean nothing for generation here (the runner,
+# training sizes, how distribution was set up: torchrun decides that). Accepted and ignored so those configs run.
+ORIGINAL_RUN_KEYS_WITHOUT_EFFECT = (
+    "runner",
+    "batch_size_train",
+    "num_workers",
+    "iters_per_inner_epoch",
+    "max_iters",
+    "evaluate",
+    "test_splits",
+    "world_size",
+    "dist_url",
+    "distributed",
+    "report_metric",
+)
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
@@ -72,6 +88,19 @@ class GenerateConfig:
             num_captions=num_return_sequences,
             temperature=self.temperature,
         )
+
+
+def split_run_section(run: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """A generation config's `run` section → (task name, run id or None, the task builder's arguments).
+
+    The original's keys without effect here (`ORIGINAL_RUN_KEYS_WITHOUT_EFFECT`) are dropped.
+    """
+    kwargs = dict(run)
+    task = str(kwargs.pop("task", ""))
+    run_id = kwargs.pop("run_id", None)
+    ignored = [key for key in ORIGINAL_RUN_KEYS_WITHOUT_EFFECT if kwargs.pop(key, None) is not None]
+    logger.debug("run keys of the original configs without effect here: %s", ignored)
+    return task, run_id, kwargs
 
 
 @dataclass
@@ -166,6 +195,40 @@ def image_batches(
             pending = []
     if pending:
         yield ImageBatch([i for i, _ in pending], torch.stack([p for _, p in pending]))
+
+
+Producer = Callable[[ImageBatch], tuple[list[dict[str, Any]], int]]
+"""Turns a batch into its records (each with `key` and `valid`) and the number of LLM tokens decoded."""
+
+
+def run_pass(
+    ctx: RunContext,
+    items: Sequence[GenerationItem],
+    *,
+    key: Callable[[GenerationItem], str],
+    produce: Producer,
+    batch_size: int,
+    processor: Callable[..., torch.Tensor],
+    counters: Counters,
+    fsync: bool = True,
+) -> None:
+    """One pass over this process's share of `items`: skip keys already written, append records as they come."""
+    with ctx.writer(fsync) as writer:
+        done = writer.done_keys()
+        mine = my_share(items, ctx)
+        todo = [item for item in mine if key(item) not in done]
+        counters.resumed += len(mine) - len(todo)
+        bar = progress(len(todo), ctx.info)
+        for batch in image_batches(todo, batch_size, processor, writer, counters):
+            records, tokens = produce(batch)
+            for record in records:
+                writer.write(record)
+                counters.valid += bool(record["valid"])
+                counters.invalid += not record["valid"]
+            counters.images += len(batch.items)
+            counters.tokens += tokens
+            update_progress(bar, counters, len(batch.items))
+        bar.close()
 
 
 def progress(total: int, info: dist.DistInfo, unit: str = "img") -> tqdm:

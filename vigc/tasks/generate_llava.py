@@ -7,6 +7,7 @@ instruct_blip_llava_vig` in the original configs; `evaluate.py` runs it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -15,19 +16,18 @@ import torch
 
 from vigc import dist
 from vigc.errors import ConfigError
+from vigc.generation.inputs import GenerationItem
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
 from vigc.generation.records_format import vic_record_fields
 from vigc.generation.runner import (
     Counters,
     GenerateConfig,
+    ImageBatch,
     RunContext,
     finish_run,
-    image_batches,
     model_provenance,
-    my_share,
-    progress,
+    run_pass,
     start_run,
-    update_progress,
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
@@ -110,33 +110,38 @@ class LlavaGeneration:
             info=info,
         )
         counters = Counters()
-        with ctx.writer(self.fsync) as writer:
-            done = writer.done_keys()
-            for k in range(self.samples_per_image):
-                todo = [item for item in my_share(source.items, ctx) if _key(item.key, self.llava_task, k) not in done]
-                counters.resumed += len(my_share(source.items, ctx)) - len(todo)
-                bar = progress(len(todo), info)
-                for batch in image_batches(todo, self.batch_size, source.image_processor, writer, counters):
-                    stats = GenerationStats()
-                    results = self._generate(model, batch.pixels, k, stats)
-                    for item, result in zip(batch.items, results, strict=True):
-                        writer.write(self._record(item.record, item.image, item.key, k, result, provenance))
-                        counters.valid += result.valid
-                        counters.invalid += not result.valid
-                    counters.images += len(batch.items)
-                    counters.tokens += stats.decoded_tokens
-                    update_progress(bar, counters, len(batch.items))
-                bar.close()
+        for k in range(self.samples_per_image):
+            run_pass(
+                ctx,
+                source.items,
+                key=functools.partial(self._sample_key, k=k),
+                produce=functools.partial(self._produce, model, k=k, provenance=provenance),
+                batch_size=self.batch_size,
+                processor=source.image_processor,
+                counters=counters,
+                fsync=self.fsync,
+            )
         logger.info("rank %d: %s", info.rank, counters.summary())
         finish_run(ctx, self.export_llava)
         return ctx
 
-    def _generate(self, model: VIGCModel, pixels: torch.Tensor, k: int, stats: GenerationStats) -> list[QAResult]:
-        settings = self.settings(k)
+    def _sample_key(self, item: GenerationItem, k: int) -> str:
+        return _key(item.key, self.llava_task, k)
+
+    def _produce(
+        self, model: VIGCModel, batch: ImageBatch, *, k: int, provenance: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], int]:
+        settings, stats = self.settings(k), GenerationStats()
         if settings.vig_decoding.do_sample:
             torch.manual_seed(self.seed + k)  # a batch's samples are reproducible
+        pixels = batch.pixels.to(model.device)
         with torch.no_grad():
-            return vig_vic(model, pixels.to(model.device), [self.instructions(k)] * pixels.shape[0], settings, stats)
+            results = vig_vic(model, pixels, [self.instructions(k)] * pixels.shape[0], settings, stats)
+        records = [
+            self._record(item.record, item.image, item.key, k, result, provenance)
+            for item, result in zip(batch.items, results, strict=True)
+        ]
+        return records, stats.decoded_tokens
 
     def _record(
         self, record: dict[str, Any], image: str, key: str, k: int, result: QAResult, provenance: dict[str, Any]
@@ -190,18 +195,7 @@ def instruct_blip_llava_vig(
     seed: int = 42,
     export_llava: bool = True,
     fsync: bool = True,
-    runner: str = "",
-    batch_size_train: int = 0,
-    num_workers: int = 0,
-    iters_per_inner_epoch: int = 0,
-    max_iters: int = 0,
-    evaluate: bool = True,
-    test_splits: list[str] | None = None,
     device: str = "auto",
-    world_size: int = 1,
-    dist_url: str = "",
-    distributed: bool = True,
-    report_metric: bool = False,
 ) -> LlavaGeneration:
     """LLaVA-style VIG + VIC generation (the original task name).
 
@@ -223,18 +217,7 @@ def instruct_blip_llava_vig(
         seed: seed for sampled samples.
         export_llava: write LLaVA's training JSON at the end.
         fsync: fsync every record (safer; slower on network file systems).
-        runner: the original's key; unused.
-        batch_size_train: the original's key; unused.
-        num_workers: the original's key; unused.
-        iters_per_inner_epoch: the original's key; unused.
-        max_iters: the original's key; unused.
-        evaluate: the original's key; unused.
-        test_splits: the original's key; unused.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        world_size: the original's key; torchrun decides.
-        dist_url: the original's key; torchrun decides.
-        distributed: the original's key; torchrun decides.
-        report_metric: the original's key; unused.
     """
     if llava_task not in GENERATION_INSTRUCTIONS:
         raise ConfigError(f"run.llava_task must be one of {sorted(GENERATION_INSTRUCTIONS)}, got {llava_task!r}.")

@@ -22,14 +22,12 @@ from vigc.generation.prompts import GA_PROMPT, GQ_INSTRUCTION, QUESTION_START_WO
 from vigc.generation.runner import (
     Counters,
     GenerateConfig,
+    ImageBatch,
     RunContext,
     finish_run,
-    image_batches,
     model_provenance,
-    my_share,
-    progress,
+    run_pass,
     start_run,
-    update_progress,
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vqa import draw_question_starts, generate_answers, generate_questions
@@ -82,26 +80,27 @@ class VQAGeneration:
             info=info,
         )
         counters = Counters()
-        with ctx.writer(self.fsync) as writer:
-            done = writer.done_keys()
-            mine = my_share(source.items, ctx)
-            todo = [item for item in mine if item.key not in done]
-            counters.resumed = len(mine) - len(todo)
-            bar = progress(len(todo), info)
-            for batch in image_batches(todo, self.batch_size, source.image_processor, writer, counters):
-                with torch.no_grad():
-                    embeds = model.encode_images(batch.pixels.to(model.device))
-                    records = self._records(model, embeds, batch.items, source)
-                for record in records:
-                    writer.write({**record, "provenance": provenance})
-                    counters.valid += bool(record["valid"])
-                    counters.invalid += not record["valid"]
-                counters.images += len(batch.items)
-                update_progress(bar, counters, len(batch.items))
-            bar.close()
+        run_pass(
+            ctx,
+            source.items,
+            key=lambda item: item.key,
+            produce=lambda batch: self._produce(model, batch, source, provenance),
+            batch_size=self.batch_size,
+            processor=source.image_processor,
+            counters=counters,
+            fsync=self.fsync,
+        )
         logger.info("rank %d: %s", info.rank, counters.summary())
         finish_run(ctx, export_llava_file=self.generate_task == "ga")
         return ctx
+
+    def _produce(
+        self, model: VIGCModel, batch: ImageBatch, source: GenerationSource, provenance: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], int]:
+        with torch.no_grad():
+            embeds = model.encode_images(batch.pixels.to(model.device))
+            records = self._records(model, embeds, batch.items, source)
+        return [{**record, "provenance": provenance} for record in records], 0
 
     def _records(
         self, model: VIGCModel, embeds: torch.Tensor, items: list[GenerationItem], source: GenerationSource
@@ -158,17 +157,6 @@ def instruct_blip_vqg(
     seed: int = 42,
     fsync: bool = True,
     device: str = "auto",
-    runner: str = "",
-    batch_size_train: int = 0,
-    num_workers: int = 0,
-    iters_per_inner_epoch: int = 0,
-    max_iters: int = 0,
-    evaluate: bool = True,
-    test_splits: list[str] | None = None,
-    world_size: int = 1,
-    dist_url: str = "",
-    distributed: bool = True,
-    report_metric: bool = False,
 ) -> VQAGeneration:
     """OKVQA / A-OKVQA question (gq) or answer (ga) generation (the original task name).
 
@@ -182,17 +170,6 @@ def instruct_blip_vqg(
         seed: seed of the start-word draws.
         fsync: fsync every record.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        runner: the original's key; unused.
-        batch_size_train: the original's key; unused.
-        num_workers: the original's key; unused.
-        iters_per_inner_epoch: the original's key; unused.
-        max_iters: the original's key; unused.
-        evaluate: the original's key; unused.
-        test_splits: the original's key; unused.
-        world_size: the original's key; torchrun decides.
-        dist_url: the original's key; torchrun decides.
-        distributed: the original's key; torchrun decides.
-        report_metric: the original's key; unused.
     """
     if generate_task not in TASK_KINDS:
         raise ConfigError(f"run.generate_task must be 'gq' or 'ga', got {generate_task!r}.")
