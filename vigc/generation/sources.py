@@ -7,6 +7,7 @@ A dataset entry keeps the original nesting: `build_info: {annotation, images, im
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -139,14 +140,35 @@ def instruct_blip_given_q_coco2017_vig_test(
     )
 
 
+PACKAGE_SCHEME = "pkg://"
+
+
+def resolve_package_path(path: str, key: str = "path") -> str:
+    """A `pkg://<package>/<path>` location as the folder inside the installed package; other paths unchanged.
+
+    Configs shipped with the package name their packaged inputs this way (`pkg://vigc/assets/sample_images`), so
+    they work from any working directory and from an installed (not editable) package.
+    """
+    if not path.startswith(PACKAGE_SCHEME):
+        return path
+    package, _, inner = path[len(PACKAGE_SCHEME) :].partition("/")
+    try:
+        root = importlib.resources.files(package)
+    except (ModuleNotFoundError, TypeError) as exc:
+        raise ConfigError(f"{key} = {path!r}: there is no installed package {package!r} ({exc}).") from exc
+    return str(root.joinpath(inner)) if inner else str(root)
+
+
 @DATASETS.register
 def image_folder(*, images: str, annotation: str = "", image_size: int = 224) -> GenerationSource:
     """Every image under a folder (or listed in a list file / annotation): the simplest input.
 
     Args:
-        images: a folder (searched recursively) or a list file.
+        images: a folder (searched recursively) or a list file; `pkg://vigc/...` names one inside the package.
         annotation: optional annotation or list file with paths relative to `images`.
         image_size: side of the processed image.
     """
+    images = resolve_package_path(images, "datasets.image_folder.images")
+    annotation = resolve_package_path(annotation, "datasets.image_folder.annotation")
     items = read_inputs(annotation or None, images, config_key_prefix="datasets.image_folder")
     return GenerationSource(items, EvalImageProcessor(image_size), str.strip)
