@@ -1,0 +1,335 @@
+"""Questions about synthetic scenes, their ground-truth answers, and reading generated questions back.
+
+A `QuestionType` knows which argument sets make a valid question about a scene (the objects it names exist, once;
+the relation it asks about is decidable), its wordings (templates of `vigc.data.shapes_language`), its LLaVA-style
+answer (one or more sentences) and its OKVQA-style short answer. The types are grouped by LLaVA subset: `conv`
+(one fact), `desc` (a description, one sentence per object) and `comp` (counting, comparison and relations, with
+the reasoning spelled out before the conclusion).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from vigc.data.shapes_language import (
+    count_phrase,
+    matching,
+    number_word,
+    object_list,
+    plural,
+    render,
+    template_regex,
+)
+from vigc.data.shapes_scene import COLORS, SHAPES, Scene, ShapeObject
+
+__all__ = ["QUESTION_TYPES", "TASKS", "ParsedQuestion", "QuestionType", "parse_question", "sample_question"]
+
+TASKS = ("conv", "desc", "comp")
+Slots = dict[str, str]
+
+
+def _reading_order(objects: list[ShapeObject] | tuple[ShapeObject, ...]) -> list[ShapeObject]:
+    return sorted(objects, key=lambda o: o.cell)
+
+
+def _obj(scene: Scene, slots: Mapping[str, str], suffix: str = "") -> ShapeObject:
+    return matching(scene, {"color": slots["color" + suffix], "shape": slots["shape" + suffix]})[0]
+
+
+def _ref(obj: ShapeObject, suffix: str = "") -> Slots:
+    return {"color" + suffix: obj.color, "shape" + suffix: obj.shape}
+
+
+def _pairs(scene: Scene, keep: Callable[[ShapeObject, ShapeObject], bool]) -> list[Slots]:
+    return [{**_ref(a), **_ref(b, "2")} for a in scene.objects for b in scene.objects if a is not b and keep(a, b)]
+
+
+def _count_sentence(n: int, one: str, many: str, **slots: str) -> str:
+    return render(one, **slots) if n == 1 else render(many, num=number_word(n), **slots)
+
+
+def _short_position(obj: ShapeObject) -> str:
+    words = obj.position.split(" ", 2)[2]
+    return words.removesuffix(" corner")
+
+
+# ---- conv ------------------------------------------------------------------------------------------------------
+def _color_args(scene: Scene) -> list[Slots]:
+    return [{"shape": s} for s in SHAPES if len(matching(scene, {"shape": s})) == 1]
+
+
+def _shape_args(scene: Scene) -> list[Slots]:
+    return [{"color": c} for c in COLORS if len(matching(scene, {"color": c})) == 1]
+
+
+def _object_args(scene: Scene) -> list[Slots]:
+    return [_ref(o) for o in scene.objects]
+
+
+def _shape_count_args(scene: Scene) -> list[Slots]:
+    return [{"shapes": plural(s)} for s in SHAPES if matching(scene, {"shape": s})]
+
+
+def _shape_count_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    found = _reading_order(matching(scene, {"shape": slots["shapes"][:-1]}))
+    count = _count_sentence(len(found), "count_shape_one", "count_shape", shape=found[0].shape, shapes=slots["shapes"])
+    return [count, render("see", list=object_list(found))]
+
+
+# ---- desc ------------------------------------------------------------------------------------------------------
+MAX_OVERLAP_SENTENCES = 2
+
+
+def _describe_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    objects = _reading_order(scene.objects)
+    sentences = [_count_sentence(len(objects), "count_all_one", "count_all")]
+    sentences += [render("obj_at", size=o.size, color=o.color, shape=o.shape, pos=o.position) for o in objects]
+    for i, j in scene.overlaps[:MAX_OVERLAP_SENTENCES]:
+        a, b = _reading_order([scene.objects[i], scene.objects[j]])
+        sentences.append(render("overlap", **_ref(a), **_ref(b, "2")))
+    return sentences
+
+
+# ---- comp ------------------------------------------------------------------------------------------------------
+def _total_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    objects = _reading_order(scene.objects)
+    return [render("see", list=object_list(objects)), _count_sentence(len(objects), "total_one", "total")]
+
+
+def _color_count_args(scene: Scene) -> list[Slots]:
+    return [{"color": c} for c in COLORS if matching(scene, {"color": c})]
+
+
+def _color_count_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    found = _reading_order(matching(scene, {"color": slots["color"]}))
+    last = _count_sentence(len(found), "color_count_one", "color_count", color=slots["color"])
+    return [render("see", list=object_list(found)), last]
+
+
+def _where(obj: ShapeObject) -> str:
+    return render("where", **_ref(obj), pos=obj.position)
+
+
+def _side_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    a, b = _obj(scene, slots), _obj(scene, slots, "2")
+    side = "left" if a.col < b.col else "right"
+    return [_where(a), _where(b), render("side", **_ref(a), **_ref(b, "2"), side=side)]
+
+
+def _vrel_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    a, b = _obj(scene, slots), _obj(scene, slots, "2")
+    vrel = "above" if a.row < b.row else "below"
+    return [_where(a), _where(b), render("vrel", **_ref(a), **_ref(b, "2"), vrel=vrel)]
+
+
+def _bigger_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    a, b = _obj(scene, slots), _obj(scene, slots, "2")
+    big, small = (a, b) if a.size == "large" else (b, a)
+    sizes = [render("size_of", **_ref(o), size=o.size) for o in (a, b)]
+    return [*sizes, render("bigger", **_ref(big), **_ref(small, "2"))]
+
+
+def _more_args(scene: Scene) -> list[Slots]:
+    present = [s for s in SHAPES if matching(scene, {"shape": s})]
+    return [{"shapes": plural(a), "shapes2": plural(b)} for a in present for b in present if a != b]
+
+
+def _more_counts(scene: Scene, slots: Mapping[str, str]) -> tuple[int, int]:
+    return tuple(len(matching(scene, {"shape": slots[k][:-1]})) for k in ("shapes", "shapes2"))  # type: ignore[return-value]
+
+
+def _more_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    n1, n2 = _more_counts(scene, slots)
+    shape1, shape2 = slots["shapes"][:-1], slots["shapes2"][:-1]
+    pair = render("count_pair", cnt=count_phrase(n1, shape1), cnt2=count_phrase(n2, shape2))
+    if n1 == n2:
+        return [pair, render("as_many", **slots)]
+    return [pair, render("more", cmp="more" if n1 > n2 else "fewer", **slots)]
+
+
+def _more_short(scene: Scene, slots: Mapping[str, str]) -> str:
+    n1, n2 = _more_counts(scene, slots)
+    return "yes" if n1 > n2 else "no"
+
+
+@dataclass(frozen=True)
+class QuestionType:
+    """One kind of question.
+
+    Attributes:
+        name: Identifier (`q_color`, ...).
+        task: LLaVA subset: "conv", "desc" or "comp".
+        texts: Wordings (templates); the first is the canonical one.
+        arguments: Scene → every slot set that makes a valid question.
+        answer: (scene, slots) → the ground-truth answer sentences.
+        short: (scene, slots) → the short (OKVQA-style) answer.
+        key: Which answer sentence answers the question: "first" or "last" (the conclusion).
+    """
+
+    name: str
+    task: str
+    texts: tuple[str, ...]
+    arguments: Callable[[Scene], list[Slots]]
+    answer: Callable[[Scene, Mapping[str, str]], list[str]]
+    short: Callable[[Scene, Mapping[str, str]], str]
+    key: str = "last"
+
+    def key_sentences(self, sentences: list[str]) -> list[str]:
+        """The ground-truth sentences an answer must contain to answer the question."""
+        return sentences[:1] if self.key == "first" else sentences[-1:]
+
+
+def _no_args(scene: Scene) -> list[Slots]:
+    return [{}]
+
+
+QUESTION_TYPES: dict[str, QuestionType] = {
+    q.name: q
+    for q in (
+        QuestionType(
+            "q_color",
+            "conv",
+            ("What color is the {shape}?",),
+            _color_args,
+            lambda sc, s: [render("shape_color", shape=s["shape"], color=matching(sc, dict(s))[0].color)],
+            lambda sc, s: matching(sc, dict(s))[0].color,
+        ),
+        QuestionType(
+            "q_shape",
+            "conv",
+            ("What shape is the {color} object?",),
+            _shape_args,
+            lambda sc, s: [render("color_shape", color=s["color"], shape=matching(sc, dict(s))[0].shape)],
+            lambda sc, s: matching(sc, dict(s))[0].shape,
+        ),
+        QuestionType(
+            "q_where",
+            "conv",
+            ("Where is the {color} {shape}?",),
+            _object_args,
+            lambda sc, s: [_where(_obj(sc, s))],
+            lambda sc, s: _short_position(_obj(sc, s)),
+        ),
+        QuestionType(
+            "q_size",
+            "conv",
+            ("How big is the {color} {shape}?", "What size is the {color} {shape}?"),
+            _object_args,
+            lambda sc, s: [render("size_of", **s, size=_obj(sc, s).size)],
+            lambda sc, s: _obj(sc, s).size,
+        ),
+        QuestionType(
+            "q_count_shape",
+            "conv",
+            ("How many {shapes} are there in the image?",),
+            _shape_count_args,
+            _shape_count_answer,
+            lambda sc, s: str(len(matching(sc, {"shape": s["shapes"][:-1]}))),
+            key="first",
+        ),
+        QuestionType(
+            "q_describe",
+            "desc",
+            (
+                "Describe the image in detail.",
+                "What can you see in the image?",
+                "What objects are in the picture?",
+                "Can you describe this picture?",
+            ),
+            _no_args,
+            _describe_answer,
+            lambda sc, s: str(len(sc.objects)),
+            key="first",
+        ),
+        QuestionType(
+            "q_total",
+            "comp",
+            ("How many objects are there in total?",),
+            _no_args,
+            _total_answer,
+            lambda sc, s: str(len(sc.objects)),
+        ),
+        QuestionType(
+            "q_color_count",
+            "comp",
+            ("How many {color} objects are there?",),
+            _color_count_args,
+            _color_count_answer,
+            lambda sc, s: str(len(matching(sc, dict(s)))),
+        ),
+        QuestionType(
+            "q_side",
+            "comp",
+            ("Is the {color} {shape} to the left or to the right of the {color2} {shape2}?",),
+            lambda sc: _pairs(sc, lambda a, b: a.col != b.col),
+            _side_answer,
+            lambda sc, s: "left" if _obj(sc, s).col < _obj(sc, s, "2").col else "right",
+        ),
+        QuestionType(
+            "q_vrel",
+            "comp",
+            ("Is the {color} {shape} above or below the {color2} {shape2}?",),
+            lambda sc: _pairs(sc, lambda a, b: a.row != b.row),
+            _vrel_answer,
+            lambda sc, s: "above" if _obj(sc, s).row < _obj(sc, s, "2").row else "below",
+        ),
+        QuestionType(
+            "q_bigger",
+            "comp",
+            ("Which is bigger, the {color} {shape} or the {color2} {shape2}?",),
+            lambda sc: _pairs(sc, lambda a, b: a.size != b.size),
+            _bigger_answer,
+            lambda sc, s: next(o.name for o in (_obj(sc, s), _obj(sc, s, "2")) if o.size == "large"),
+        ),
+        QuestionType(
+            "q_more",
+            "comp",
+            ("Are there more {shapes} than {shapes2}?",),
+            _more_args,
+            _more_answer,
+            _more_short,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ParsedQuestion:
+    """A question read back: its type and slots, and whether it is a valid question about the scene.
+
+    Attributes:
+        qtype: The question type.
+        slots: Slot values (lower case).
+        valid: The objects it names exist (once) and what it asks is decidable in the scene.
+    """
+
+    qtype: QuestionType
+    slots: Mapping[str, str]
+    valid: bool
+
+    def answer(self, scene: Scene) -> list[str]:
+        """The ground-truth answer sentences (only for a valid question)."""
+        return self.qtype.answer(scene, self.slots)
+
+
+def parse_question(question: str, scene: Scene) -> ParsedQuestion | None:
+    """Read a generated question; None if it is no question of the language."""
+    question = " ".join(question.split())
+    for qtype in QUESTION_TYPES.values():
+        for text in qtype.texts:
+            match = template_regex(text).fullmatch(question)
+            if match:
+                slots = {k: v.lower() for k, v in match.groupdict().items()}
+                return ParsedQuestion(qtype, slots, slots in qtype.arguments(scene))
+    return None
+
+
+def sample_question(scene: Scene, task: str, rng: random.Random) -> tuple[str, ParsedQuestion]:
+    """A random valid question of `task` about the scene (type, arguments and wording drawn from `rng`)."""
+    candidates = [(q, a) for q in QUESTION_TYPES.values() if q.task == task for a in [q.arguments(scene)] if a]
+    qtype, options = rng.choice(candidates)
+    slots = rng.choice(options)
+    text = rng.choice(qtype.texts).format(**slots)
+    return text, ParsedQuestion(qtype, slots, True)
