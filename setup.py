@@ -4,6 +4,10 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# gradio 6: the page's CSS and theme are launch() arguments there. playwright drives the system Chromium in the
+# demo's browser test (no browser download).
+DEMO_REQUIREMENTS = ["gradio>=6,<7", "playwright>=1.40,<2"]
+
 setup(
     name="vigc",
     version="0.1.0",
@@ -27,7 +31,8 @@ setup(
         "peft",  # LoRA recipes (lora_vig.yaml)
     ],
     extras_require={
-        "dev": ["pytest", "ruff", "mypy"],
-        "demo": ["gradio", "playwright"],
+        # The tests include the demo's browser test, so the test tools bring the demo's packages too.
+        "dev": ["pytest", "ruff", "mypy", *DEMO_REQUIREMENTS],
+        "demo": DEMO_REQUIREMENTS,
     },
 )

@@ -1,0 +1,80 @@
+"""Local Gradio demo: VIG and every VIC step for an image, for one model or two side by side.
+
+    python vigc_demo.py --cfg-path vigc/projects/mini_gpt4_vicuna7b/generate_qa/llava-150k/generate_llava_qa_conv.yaml \
+        --options model.llm_model=/models/vicuna-7b model.finetuned=/ckpt/vigc7b_minigpt4_llava.pth
+    python vigc_demo.py --cfg-path A.yaml --cfg-path2 B.yaml --device1 0 --device2 1   # two models, two GPUs
+
+Then open the printed URL (http://127.0.0.1:7860 by default). The page is served on this machine only unless
+you pass --host 0.0.0.0 (your network) or --share (a temporary public gradio.live link). Saved QA records go to
+output/demo/ (see vigc/demo/records.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Before Gradio is imported: no usage statistics and no version check leave this machine.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from vigc.demo.models import DEFAULT_CFG_PATH  # noqa: E402
+from vigc.demo.uploads import DEFAULT_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_PIXELS  # noqa: E402
+from vigc.errors import VIGCError  # noqa: E402
+
+logger = logging.getLogger("vigc.demo")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg-path", default=str(DEFAULT_CFG_PATH), help="config of the model (its 'model' section)")
+    parser.add_argument("--cfg-path2", default=None, help="config of a second model shown side by side")
+    parser.add_argument("--options", nargs="+", default=[], help="overrides for --cfg-path: section.key=value ...")
+    parser.add_argument("--options2", nargs="+", default=[], help="overrides for --cfg-path2")
+    parser.add_argument("--device1", default="auto", help="device of the first model: auto, a GPU id, cpu, cuda:N")
+    parser.add_argument("--device2", default="auto", help="device of the second model")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
+    parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    parser.add_argument("--output-dir", type=Path, default=Path("output/demo"), help="where saved records go")
+    parser.add_argument("--examples", type=Path, default=None, help="folder of example images (default: drawn)")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest upload")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_UPLOAD_PIXELS, help="largest width x height")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Load the models (errors before any server starts), build the page and serve it."""
+    from vigc.demo.app import DemoHandlers, build_app, launch_app
+    from vigc.demo.examples import draw_examples, find_images
+    from vigc.demo.models import load_demo_model
+
+    models = [load_demo_model(args.cfg_path, args.device1, tuple(args.options))]
+    if args.cfg_path2:
+        models.append(load_demo_model(args.cfg_path2, args.device2, tuple(args.options2)))
+    if len({m.name for m in models}) < len(models):
+        models[1].name += " (2)"
+    examples = find_images(args.examples) if args.examples else draw_examples(args.output_dir / "examples")
+    handlers = DemoHandlers(models, args.output_dir, args.max_upload_mb, args.max_pixels)
+    app = build_app(handlers, examples)
+    allowed = [p.parent.resolve() for p in examples[:1]]
+    logger.info("serving on http://%s:%d (share: %s)", args.host, args.port, args.share)
+    launch_app(app, host=args.host, port=args.port, share=args.share, max_mb=args.max_upload_mb, allowed=allowed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except VIGCError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
