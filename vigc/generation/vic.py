@@ -153,22 +153,68 @@ def vig_vic(
     return _default(model, pixels, list(instructions), settings, stats)
 
 
+def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
+    """The prompt the first VIC step continues: instruction + question ("vig"), or the question alone ("vic")."""
+    return f"{instruction} Question: {question} Answer:" if gen_style == "vig" else question
+
+
+def vic_steps(
+    model: VIGCModel,
+    image_embeds: torch.Tensor,
+    results: list[QAResult],
+    bases: list[str],
+    settings: VICSettings,
+    stats: GenerationStats,
+    pixels: torch.Tensor | None = None,
+) -> None:
+    """The VIC steps after VIG, for questions already set on `results` (VIG's, or a user's own question).
+
+    Args:
+        model: the VIGC model.
+        image_embeds: (B, N, Dv), one row per result.
+        results: filled in place (steps, prompts, outputs, answer, whole_text, stop_reason).
+        bases: the prompt each first VIC step continues (`vic_base_prompt`; compat keeps the instruction for
+            rows without a question, as the original did).
+        settings: behaviour and decoding.
+        stats: counters to add to.
+        pixels: compat with `reencode_images`: the images, encoded again at every step.
+    """
+    if settings.mode == "compat":
+        _compat_vic(model, image_embeds, results, list(bases), settings, stats, pixels)
+    else:
+        _default_vic(model, image_embeds, results, bases, settings, stats)
+
+
 def _compat(
     model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
 ) -> list[QAResult]:
     """The original's loop, step for step (including its quirks)."""
     results = [QAResult(instruction=text) for text in instructions]
-    current = list(instructions)
     embeds = _encode(model, pixels, stats)
-    for step in range(s.answer_length + 1):
-        if step and s.reencode_images:
+    for result in results:
+        result.step_prompts.append(result.instruction)
+    outputs = [texts[0] for texts in _generate(model, embeds, instructions, s.vig_decoding, stats).texts]
+    bases = [_compat_vig_update(r, out, s) for r, out in zip(results, outputs, strict=True)]
+    vic_steps(model, embeds, results, bases, s, stats, pixels if s.reencode_images else None)
+    return results
+
+
+def _compat_vic(
+    model: VIGCModel,
+    embeds: torch.Tensor,
+    results: list[QAResult],
+    current: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+    pixels: torch.Tensor | None,
+) -> None:
+    """Steps 1..answer_length of the original loop: every row stays in the batch, invalid ones too."""
+    for step in range(1, s.answer_length + 1):
+        if pixels is not None:
             embeds = _encode(model, pixels, stats)
         for result, prompt in zip(results, current, strict=True):
             result.step_prompts.append(prompt)
         outputs = [texts[0] for texts in _generate(model, embeds, current, s.vig_decoding, stats).texts]
-        if step == 0:
-            current = [_compat_vig_update(r, out, s) for r, out in zip(results, outputs, strict=True)]
-            continue
         last = step == s.answer_length and s.last_infer_all
         for i, (result, output) in enumerate(zip(results, outputs, strict=True)):
             if result.answer_given_question is None:
@@ -178,7 +224,6 @@ def _compat(
     for result, text in zip(results, current, strict=True):
         result.whole_text = text
         result.stop_reason = result.stop_reason or "steps"
-    return results
 
 
 def _compat_vig_update(result: QAResult, output: str, s: VICSettings) -> str:
@@ -190,7 +235,7 @@ def _compat_vig_update(result: QAResult, output: str, s: VICSettings) -> str:
     result.question, result.original_answer = parsed
     if not result.question:
         return result.instruction
-    return f"{result.instruction} Question: {result.question} Answer:" if s.gen_style == "vig" else result.question
+    return vic_base_prompt(result.instruction, result.question, s.gen_style)
 
 
 def _compat_vic_update(result: QAResult, current: str, output: str, step: int, last: bool, s: VICSettings) -> str:
@@ -210,11 +255,11 @@ def _compat_vic_update(result: QAResult, current: str, output: str, step: int, l
 def _default(
     model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
 ) -> list[QAResult]:
-    """Encode once, VIG, then sentence-by-sentence VIC with early stops; finished samples leave the batch."""
+    """Encode once, VIG, then sentence-by-sentence VIC with early stops for the valid samples."""
     results = [QAResult(instruction=text) for text in instructions]
     embeds = _encode(model, pixels, stats)
     vig = _generate(model, embeds, instructions, s.vig_decoding, stats)
-    bases: dict[int, str] = {}
+    valid: list[int] = []
     for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
         result.step_prompts.append(result.instruction)
         result.vig_output = texts[0]
@@ -223,10 +268,24 @@ def _default(
             result.valid, result.stop_reason = False, "invalid_vig"
             continue
         result.question, result.original_answer = parsed
-        bases[i] = f"{result.instruction} Question: {result.question} Answer:" if s.gen_style == "vig" else parsed[0]
+        valid.append(i)
+    bases = [vic_base_prompt(results[i].instruction, str(results[i].question), s.gen_style) for i in valid]
+    vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats)
+    return results
+
+
+def _default_vic(
+    model: VIGCModel,
+    embeds: torch.Tensor,
+    results: list[QAResult],
+    bases: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+) -> None:
+    """Sentence (or paragraph) steps that stop at the unit's end; finished samples leave the batch."""
     decoding = s.vic_decoding or s.vig_decoding
     stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
-    active = sorted(bases)
+    active = list(range(len(results)))
     for step in range(s.max_sentences):
         if not active:
             break
@@ -239,9 +298,8 @@ def _default(
             if _accept_unit(results[i], text, out.sequences[row], stop, decoding, step == s.max_sentences - 1):
                 still.append(i)
         active = still
-    for i, base in bases.items():
-        _finish_default(results[i], base, s.in_section)
-    return results
+    for result, base in zip(results, bases, strict=True):
+        _finish_default(result, base, s.in_section)
 
 
 def _vic_prompt(base: str, units: list[str], paragraphs: bool) -> str:
