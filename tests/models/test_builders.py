@@ -106,3 +106,26 @@ def test_both_fixture_routes_load_the_same_weights(reference_fixture: Path, pari
     reports = parity_model.load_reports  # type: ignore[attr-defined]
     assert [r.format for r in reports] == ["eva_vit", "lavis"]
     assert all(not r.mismatched for r in reports)
+
+
+def test_lora_adapters_are_trainable_and_a_lora_checkpoint_loads_for_generation(
+    tiny_model_kwargs: dict[str, object], tmp_path: Path
+) -> None:
+    from vigc.models.checkpoints import save_checkpoint
+
+    lora = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    model = vigc_model(**tiny_model_kwargs, lora_config=lora)  # type: ignore[arg-type]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    adapters = {n for n in trainable if ".lora_" in n}
+    assert adapters and not any(n.startswith("language_model.") and ".lora_" not in n for n in trainable)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in adapters:
+                param.add_(0.01)
+    path = tmp_path / "lora.safetensors"
+    saved = save_checkpoint(model, path)
+    assert set(saved) == trainable  # adapters and the other trainable parts, never the whole LLM
+    again = vigc_model(**tiny_model_kwargs, lora_config=lora, finetuned=str(path))  # type: ignore[arg-type]
+    state = again.state_dict()
+    for name in adapters:
+        assert torch.equal(state[name], model.state_dict()[name])

@@ -23,8 +23,10 @@ from transformers import (
     PreTrainedModel,
 )
 
+from vigc.config import validate_builder_kwargs
 from vigc.errors import ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
+from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
 from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import MODELS
@@ -135,6 +137,7 @@ def vigc_model(
     precision: str = "fp32",
     device: str = "cpu",
     random_init: bool = False,
+    lora_config: dict[str, Any] | None = None,
 ) -> VIGCModel:
     """Build a VIGC model and load its weights.
 
@@ -177,6 +180,8 @@ def vigc_model(
         precision: "fp32", "bf16" or "fp16" for the ViT and the LLM; the Q-Former stays float32.
         device: where to put the model.
         random_init: allow parts that no file covers to keep their random initialisation (tests, smoke runs).
+        lora_config: LoRA adapters on the LLM (`vigc.models.lora.LoraSettings` keys: lora_r, lora_alpha,
+            lora_dropout, target_modules), added before the checkpoints load so a LoRA checkpoint fills them.
     """
     dtype = _dtype(precision)
     files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
@@ -186,6 +191,9 @@ def vigc_model(
     llm_tokenizer = load_llm_tokenizer(llm_dir)
     qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
     language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
+    if lora_config is not None:
+        validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
+        apply_lora(language_model, LoraSettings(**lora_config))
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(
             hidden_size=vit_width,
@@ -197,6 +205,7 @@ def vigc_model(
             hidden_act="gelu",
             layer_norm_eps=vit_layer_norm_eps,
             qkv_bias=True,
+            initializer_range=0.02,  # transformers' default (1e-10) would make a random_init ViT blind
         )
     )
     # LAVIS's ln_vision is nn.LayerNorm with torch's default eps, not the ViT blocks' 1e-6.
@@ -265,8 +274,9 @@ def _apply_freezing(model: VIGCModel, vit: bool, vit_ln: bool, qformer: bool, ll
     if qformer:
         _freeze(model.qformer)
         model.query_tokens.requires_grad_(False)
-    if llm:
-        _freeze(model.language_model)
+    if llm:  # LoRA adapters, when there are any, stay trainable
+        for name, param in model.language_model.named_parameters():
+            param.requires_grad_(LORA_MARKER in f".{name}")
 
 
 def _named(name: str, doc: str, **defaults: Any) -> Callable[..., VIGCModel]:

@@ -20,9 +20,9 @@ from torch import nn
 
 from vigc.config import build_model, validate_builder_kwargs
 from vigc.errors import ConfigError
+from vigc.models.lora import LoraSettings, apply_lora
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import MODELS
-from vigc.training.lora import LoraSettings, apply_lora
 
 __all__ = ["LossStep", "TrainingModelOptions", "build_training_model", "set_train_mode"]
 
