@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# One thread per process: the suite starts subprocesses (torchrun, evaluate.py, train.py) beside itself, and on a
+# 2-core CI machine several processes each spinning 2 OpenMP threads slow down by orders of magnitude.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
