@@ -48,7 +48,7 @@ SENTENCES: dict[str, str] = {
     "see": "I can see {list}.",
     "count_all_one": "There is one object in the image.",
     "count_all": "There are {num} objects in the image.",
-    "obj_at": "A {size} {color} {shape} is {pos}.",
+    "obj_at": "{pos} there is a {size} {color} {shape}.",  # where first: the next object is read at its cell
     "overlap": "The {color} {shape} overlaps the {color2} {shape2}.",
     "total_one": "So there is one object in total.",
     "total": "So there are {num} objects in total.",
@@ -85,8 +85,9 @@ def object_list(objects: list[ShapeObject]) -> str:
 
 
 def render(name: str, **slots: str) -> str:
-    """The sentence of template `name` with its slots filled."""
-    return SENTENCES[name].format(**slots)
+    """The sentence of template `name` with its slots filled (first letter capitalised)."""
+    text = SENTENCES[name].format(**slots)
+    return text[:1].upper() + text[1:]
 
 
 def _alternatives(words: tuple[str, ...] | list[str]) -> str:
