@@ -9,6 +9,7 @@ import importlib
 
 MODULES = (
     "vigc.models.builders",
+    "vigc.models.default_model",
     "vigc.data.text",
     "vigc.data.datasets",
     "vigc.generation.sources",
