@@ -55,6 +55,7 @@ def test_hallucinated_objects_and_attributes_are_counted(scene: Scene) -> None:
     summary = summarize([score], "answer")
     assert (summary.chair_i, summary.chair_s, summary.chair_i_attr, summary.chair_s_attr) == (0.5, 1.0, 1.0, 1.0)
     assert summarize([score], "original_answer").chair_i == 0.0
+    assert summary.conclusion_correct == 1.0  # the count is right, though a sentence is false
 
 
 def test_correct_needs_the_conclusion(scene: Scene) -> None:
@@ -64,6 +65,7 @@ def test_correct_needs_the_conclusion(scene: Scene) -> None:
     score = score_record(_record(question, full, reasoning_only, "comp"), scene)
     assert score.correct("original_answer") and not score.correct("answer")
     assert score.answers["answer"].all_true and score.answers["answer"].covered == 2
+    assert summarize([score], "answer").conclusion_correct == 0.0
 
 
 def test_invalid_question_and_missing_qa(scene: Scene) -> None:
@@ -88,5 +90,5 @@ def test_report_table_rows(scene: Scene) -> None:
     scores = score_records([_record("Describe the image in detail.", DESCRIPTION, DESCRIPTION)], {"a.png": scene})
     table = format_table([("VIG only", summarize(scores, "original_answer")), ("VIC", summarize(scores, "answer"))])
     lines = table.splitlines()
-    assert lines[0].startswith("| answers | parse | q valid | correct |")
+    assert lines[0].startswith("| answers | parse | q valid | correct | conclusion |")
     assert lines[2].startswith("| VIG only | 100.0 | 100.0 | 100.0 |") and lines[3].endswith("| 3.00 |")

@@ -9,6 +9,8 @@ checked against the scene that produced the image:
 * **answer correctness**: the question is valid, every sentence of the answer is a sentence of the language and
   true of the scene, and the answer contains the sentence that answers the question (the ground truth's
   conclusion; for descriptions, the object count).
+* **conclusion correctness** (more lenient): the question is valid and the answer contains the sentence that
+  answers it, whatever else it says.
 * **sentence precision**: true sentences / all sentences of the answers.
 * **coverage**: ground-truth answer sentences found in the answer / all ground-truth sentences (valid questions).
 * **hallucination**, CHAIR-style, over the objects the answers mention. An object mention is hallucinated when no
@@ -163,6 +165,7 @@ class Summary:
     question_valid: float
     correct: float
     correct_given_valid: float
+    conclusion_correct: float
     sentence_precision: float
     unparsed_sentences: float
     coverage: float
@@ -194,6 +197,7 @@ def summarize(scores: Sequence[QAScore], answer_field: str) -> Summary:
         question_valid=_ratio(len(valid), len(qa)),
         correct=_ratio(sum(s.correct(answer_field) for s in qa), len(qa)),
         correct_given_valid=_ratio(sum(s.correct(answer_field) for s in valid), len(valid)),
+        conclusion_correct=_ratio(sum(s.answers[answer_field].key_present for s in valid), len(qa)),
         sentence_precision=_ratio(sum(a.true for a in answers), sentences),
         unparsed_sentences=_ratio(sentences - sum(a.parsed for a in answers), sentences),
         coverage=_ratio(sum(a.covered for a in valid_answers), sum(a.reference for a in valid_answers)),

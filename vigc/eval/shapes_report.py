@@ -46,6 +46,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("parse_rate", "parse"),
     ("question_valid", "q valid"),
     ("correct", "correct"),
+    ("conclusion_correct", "conclusion"),
     ("sentence_precision", "sent prec"),
     ("coverage", "coverage"),
     ("chair_i", "CHAIR_i"),
