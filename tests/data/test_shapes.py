@@ -137,10 +137,12 @@ def test_every_template_renders_and_parses_back() -> None:
 
 
 def test_question_validity_depends_on_the_scene(scene: Scene) -> None:
-    asked = parse_question("What color is the square?", scene)
-    assert asked is not None and asked.valid and asked.answer(scene) == ["The square is blue."]
-    ambiguous = parse_question("What color is the circle?", scene)  # two circles
-    assert ambiguous is not None and not ambiguous.valid
+    square = next(o for o in scene.objects if o.shape == "square")
+    asked = parse_question(f"What color is the object {square.position}?", scene)
+    assert asked is not None and asked.valid and asked.answer(scene) == [f"The object {square.position} is blue."]
+    empty = next(p for p in POSITIONS if p not in {o.position for o in scene.objects})
+    nothing_there = parse_question(f"What shape is the object {empty}?", scene)
+    assert nothing_there is not None and not nothing_there.valid
     absent = parse_question("Where is the purple triangle?", scene)
     assert absent is not None and not absent.valid
     same_column = parse_question("Is the red circle to the left or to the right of the green circle?", scene)

@@ -41,6 +41,8 @@ Mention = dict[str, str]  # attribute → value, e.g. {"color": "red", "shape": 
 SENTENCES: dict[str, str] = {
     "shape_color": "The {shape} is {color}.",
     "color_shape": "The {color} object is a {shape}.",
+    "at_color": "The object {pos} is {color}.",
+    "at_shape": "The object {pos} is a {shape}.",
     "where": "The {color} {shape} is {pos}.",
     "size_of": "The {color} {shape} is {size}.",
     "count_shape_one": "There is one {shape} in the image.",

@@ -3,8 +3,8 @@
 A `QuestionType` knows which argument sets make a valid question about a scene (the objects it names exist, once;
 the relation it asks about is decidable), its wordings (templates of `vigc.data.shapes_language`), its LLaVA-style
 answer (one or more sentences) and its OKVQA-style short answer. The types are grouped by LLaVA subset: `conv`
-(one fact), `desc` (a description, one sentence per object) and `comp` (counting, comparison and relations, with
-the reasoning spelled out before the conclusion).
+(one fact about one object), `desc` (a description, one sentence per object) and `comp` (counting, comparison and
+relations, with the reasoning spelled out before the conclusion).
 """
 
 from __future__ import annotations
@@ -56,26 +56,18 @@ def _short_position(obj: ShapeObject) -> str:
 
 
 # ---- conv ------------------------------------------------------------------------------------------------------
-def _color_args(scene: Scene) -> list[Slots]:
-    return [{"shape": s} for s in SHAPES if len(matching(scene, {"shape": s})) == 1]
+# Objects are named by their position (one object per cell), so such a question is valid whenever the model
+# asks about a cell that holds an object; naming them by a colour or shape that two objects share is not.
+def _position_args(scene: Scene) -> list[Slots]:
+    return [{"pos": o.position} for o in scene.objects]
 
 
-def _shape_args(scene: Scene) -> list[Slots]:
-    return [{"color": c} for c in COLORS if len(matching(scene, {"color": c})) == 1]
+def _at(scene: Scene, slots: Mapping[str, str]) -> ShapeObject:
+    return matching(scene, {"pos": slots["pos"]})[0]
 
 
 def _object_args(scene: Scene) -> list[Slots]:
     return [_ref(o) for o in scene.objects]
-
-
-def _shape_count_args(scene: Scene) -> list[Slots]:
-    return [{"shapes": plural(s)} for s in SHAPES if matching(scene, {"shape": s})]
-
-
-def _shape_count_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
-    found = _reading_order(matching(scene, {"shape": slots["shapes"][:-1]}))
-    count = _count_sentence(len(found), "count_shape_one", "count_shape", shape=found[0].shape, shapes=slots["shapes"])
-    return [count, render("see", list=object_list(found))]
 
 
 # ---- desc ------------------------------------------------------------------------------------------------------
@@ -93,6 +85,16 @@ def _describe_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
 
 
 # ---- comp ------------------------------------------------------------------------------------------------------
+def _shape_count_args(scene: Scene) -> list[Slots]:
+    return [{"shapes": plural(s)} for s in SHAPES if matching(scene, {"shape": s})]
+
+
+def _shape_count_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    found = _reading_order(matching(scene, {"shape": slots["shapes"][:-1]}))
+    count = _count_sentence(len(found), "count_shape_one", "count_shape", shape=found[0].shape, shapes=slots["shapes"])
+    return [count, render("see", list=object_list(found))]
+
+
 def _total_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
     objects = _reading_order(scene.objects)
     return [render("see", list=object_list(objects)), _count_sentence(len(objects), "total_one", "total")]
@@ -191,18 +193,18 @@ QUESTION_TYPES: dict[str, QuestionType] = {
         QuestionType(
             "q_color",
             "conv",
-            ("What color is the {shape}?",),
-            _color_args,
-            lambda sc, s: [render("shape_color", shape=s["shape"], color=matching(sc, dict(s))[0].color)],
-            lambda sc, s: matching(sc, dict(s))[0].color,
+            ("What color is the object {pos}?",),
+            _position_args,
+            lambda sc, s: [render("at_color", pos=s["pos"], color=_at(sc, s).color)],
+            lambda sc, s: _at(sc, s).color,
         ),
         QuestionType(
             "q_shape",
             "conv",
-            ("What shape is the {color} object?",),
-            _shape_args,
-            lambda sc, s: [render("color_shape", color=s["color"], shape=matching(sc, dict(s))[0].shape)],
-            lambda sc, s: matching(sc, dict(s))[0].shape,
+            ("What shape is the object {pos}?",),
+            _position_args,
+            lambda sc, s: [render("at_shape", pos=s["pos"], shape=_at(sc, s).shape)],
+            lambda sc, s: _at(sc, s).shape,
         ),
         QuestionType(
             "q_where",
@@ -222,7 +224,7 @@ QUESTION_TYPES: dict[str, QuestionType] = {
         ),
         QuestionType(
             "q_count_shape",
-            "conv",
+            "comp",
             ("How many {shapes} are there in the image?",),
             _shape_count_args,
             _shape_count_answer,

@@ -53,7 +53,7 @@ POSITIONS: tuple[str, ...] = (
 )
 MAX_OBJECTS = 4
 _OBJECT_COUNT_WEIGHTS = (1, 3, 3, 3)  # for 1..MAX_OBJECTS objects
-_HALF_EXTENT = {"small": 0.17, "large": 0.34}  # half the object's side, as a fraction of a grid cell
+_HALF_EXTENT = {"small": 0.22, "large": 0.40}  # half the object's side, as a fraction of a grid cell
 _JITTER = 0.05  # largest centre offset from the cell centre, as a fraction of a cell (never overlaps)
 _PUSH = 0.25  # centre offset of a pair pushed together (two large objects then overlap)
 _CANVAS = 224  # coordinates are stored for a 224 x 224 image
@@ -173,7 +173,7 @@ def sample_scene(rng: random.Random, image: str) -> Scene:
         center = ((cell % 3 + 0.5) * cell_size + dx, (cell // 3 + 0.5) * cell_size + dy)
         objects.append(ShapeObject(shape, color, size, cell, center, _HALF_EXTENT[size] * cell_size))
     objects.sort(key=lambda o: (o.size != "large", o.cell))
-    shade = rng.randint(200, 235)
+    shade = rng.randint(25, 60)
     background = (shade, shade, shade)
     scene = Scene(image=image, objects=tuple(objects), background=background)
     return Scene(image, scene.objects, background, find_overlaps(scene))
