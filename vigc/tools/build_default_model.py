@@ -21,6 +21,7 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 import torch
@@ -31,10 +32,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from vigc.data.shapes import write_dataset
 from vigc.generation import prompts
 from vigc.models.default_model import DEFAULT_ASSETS, DEFAULT_LLM_DIMS, vigc_default
+from vigc.models.vigc_model import VIGCModel
 
 __all__ = [
     "corpus",
     "export",
+    "init_cell_routing",
     "prepare",
     "train_llm_tokenizer",
     "write_bert_vocab",
@@ -45,7 +48,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LLM_VOCAB_SIZE = 640
-POSITION_STD = 2.0  # std of the vision encoder's position embeddings at initialisation (see _init_from_scratch)
+GRID_CELLS = 9  # the scenes' 3 x 3 grid: one patch per cell at the default sizes
+ROUTE_DIMS = 16  # channels that carry a patch's cell at initialisation (see init_cell_routing)
+ROUTE_STRENGTH = 10.0  # their size, about that of the patch features: attention starts one-hot
 _BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -121,14 +126,8 @@ def write_initial_llm(out_dir: Path, tokenizer_model: Path, seed: int) -> None:
         shutil.copy(tokenizer_model, out_dir / "tokenizer.model")
 
 
-def _init_from_scratch(module: nn.Module, position_std: float = POSITION_STD) -> None:
-    """Fan-in initialisation (std 1 / sqrt(fan_in)) of every linear and convolution, unit LayerNorms.
-
-    transformers initialises InstructBLIP's Q-Former (and our builder its random vision encoder) with std 0.02,
-    which suits loading pretrained weights: trained from scratch at these widths, attention starts uniform, the
-    image barely reaches the LLM, and the LLM learns to ignore it. The vision encoder's position embeddings get a
-    std above that of the patch features, so that which cell a patch is stays visible through the encoder.
-    """
+def _fan_in(module: nn.Module) -> None:
+    """Std 1 / sqrt(fan_in) for every linear and convolution, zero biases, unit LayerNorms."""
     for sub in module.modules():
         if isinstance(sub, nn.Linear | nn.Conv2d):
             nn.init.normal_(sub.weight, std=sub.weight[0].numel() ** -0.5)
@@ -137,11 +136,63 @@ def _init_from_scratch(module: nn.Module, position_std: float = POSITION_STD) ->
         elif isinstance(sub, nn.LayerNorm):
             nn.init.ones_(sub.weight)
             nn.init.zeros_(sub.bias)
-    embeddings = getattr(module, "embeddings", None)
-    for name in ("class_embedding", "position_embedding"):
-        param = getattr(embeddings, name, None)
-        if isinstance(param, nn.Parameter):
-            nn.init.trunc_normal_(param, std=position_std)  # cut at +-2: std about 1.1, as large as the features
+
+
+def init_cell_routing(model: VIGCModel, cells: int = GRID_CELLS, strength: float = ROUTE_STRENGTH) -> None:
+    """Initialise the vision encoder and Q-Former so that query token i starts out reading grid cell i.
+
+    transformers initialises InstructBLIP's Q-Former (and our builder its random vision encoder) with std 0.02,
+    which suits loading pretrained weights. Trained from scratch, attention then starts uniform: every query sees
+    the mean of all patches, which cell holds what is lost, and the LLM learns to ignore the image (in probes the
+    sentences of descriptions were 30-50 % true after 1200 steps, against 82 % with this initialisation).
+
+    With one 32 px patch per cell of the scenes' grid, this starts the model with a sensible wiring instead:
+    the first `ROUTE_DIMS` channels of the vision encoder carry only the patch's cell (its position embedding,
+    one-hot times `strength`; the patch features use the other channels), the encoder's residual branches start
+    at zero (its output is the embeddings, normalised), query token i is one-hot on channel i, and the first
+    cross-attention matches those channels, so query i attends to cell i and copies its features (identity value
+    and output maps). Queries past the cells attend to the class token. Every weight stays trainable; this is
+    only where training starts.
+    """
+    vision: Any = model.vision_model  # transformers modules: their submodules are not typed
+    qformer: Any = model.qformer
+    _fan_in(vision)
+    _fan_in(qformer)
+    width = int(vision.config.hidden_size)
+    if int(qformer.config.hidden_size) != width:
+        raise ValueError("cell routing needs the vision encoder and the Q-Former to have the same width")
+    with torch.no_grad():
+        embeddings = vision.embeddings
+        embeddings.patch_embedding.weight[:ROUTE_DIMS] = 0
+        embeddings.patch_embedding.bias[:ROUTE_DIMS] = 0
+        position = torch.randn_like(embeddings.position_embedding) * 0.02
+        position[0, 0, ROUTE_DIMS - 1] = strength  # the class token
+        for cell in range(cells):
+            position[0, cell + 1, cell] = strength
+        embeddings.position_embedding.copy_(position)
+        embeddings.class_embedding.zero_()
+        for layer in vision.encoder.layers:
+            layer.self_attn.projection.weight.zero_()
+            layer.mlp.fc2.weight.zero_()
+        queries = torch.randn_like(model.query_tokens) * 0.02
+        for i in range(queries.shape[1]):
+            queries[0, i, i if i < cells else ROUTE_DIMS - 1] = 1.0
+        model.query_tokens.copy_(queries)
+        head_dim = width // int(qformer.config.num_attention_heads)
+        for index, layer in enumerate(qformer.encoder.layer):
+            layer.attention.output.dense.weight.zero_()  # queries keep their cell through self-attention
+            layer.output_query.dense.weight.zero_()
+            cross = layer.crossattention
+            if index == 0:
+                route = torch.zeros(width, width)
+                for head in range(int(qformer.config.num_attention_heads)):
+                    route[head * head_dim : head * head_dim + ROUTE_DIMS, :ROUTE_DIMS] = torch.eye(ROUTE_DIMS)
+                cross.attention.query.weight.copy_(route)
+                cross.attention.key.weight.copy_(route)
+                cross.attention.value.weight.copy_(torch.eye(width))
+                cross.output.dense.weight.copy_(torch.eye(width))
+            else:
+                cross.output.dense.weight.zero_()
 
 
 def write_initial_weights(init: Path, seed: int) -> Path:
@@ -149,8 +200,7 @@ def write_initial_weights(init: Path, seed: int) -> Path:
     torch.manual_seed(seed)
     paths = {"llm_model": str(init / "llm"), "qformer_tokenizer": str(init / "qformer_tokenizer")}
     model = vigc_default(**paths, pretrained=None, random_init=True)
-    _init_from_scratch(model.vision_model)
-    _init_from_scratch(model.qformer)
+    init_cell_routing(model)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("language_model.")}
     save_file(tensors, str(init / "model.safetensors"), metadata={"format": "vigc"})
     return init / "model.safetensors"
