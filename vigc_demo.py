@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
     parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     parser.add_argument("--output-dir", type=Path, default=Path("output/demo"), help="where saved records go")
-    parser.add_argument("--examples", type=Path, default=None, help="folder of example images (default: drawn)")
+    parser.add_argument(
+        "--examples", type=Path, default=None, help="folder of example images (default: the packaged sample scenes)"
+    )
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest upload")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_UPLOAD_PIXELS, help="largest width x height")
     return parser.parse_args(argv)
@@ -49,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> None:
     """Load the models (errors before any server starts), build the page and serve it."""
     from vigc.demo.app import DemoHandlers, build_app, launch_app
-    from vigc.demo.examples import draw_examples, find_images
+    from vigc.demo.examples import SAMPLE_IMAGES, find_images
     from vigc.demo.models import load_demo_model
 
     models = [load_demo_model(args.cfg_path, args.device1, tuple(args.options))]
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
         models.append(load_demo_model(args.cfg_path2, args.device2, tuple(args.options2)))
     if len({m.name for m in models}) < len(models):
         models[1].name += " (2)"
-    examples = find_images(args.examples) if args.examples else draw_examples(args.output_dir / "examples")
+    examples = find_images(args.examples or SAMPLE_IMAGES)
     handlers = DemoHandlers(models, args.output_dir, args.max_upload_mb, args.max_pixels)
     app = build_app(handlers, examples)
     allowed = [p.parent.resolve() for p in examples[:1]]

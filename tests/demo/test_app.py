@@ -60,7 +60,7 @@ def test_bad_input_is_a_message_not_a_crash(handlers: DemoHandlers, tmp_path: Pa
 
 def test_generate_then_save(handlers: DemoHandlers, example_image: Path) -> None:
     image, message = handlers.preview(str(example_image))
-    assert image is not None and "80 x 64 pixels" in message
+    assert image is not None and "224 x 224 pixels" in message
     status, panel, state = handlers.generate(str(example_image), *page_values(vic_mode="compat", steps=2))
     assert "Generated in" in status and 'class="vigc-question"' in panel and isinstance(state, Generation)
     assert state.results[0].question and panel.count('class="vigc-step"') == 2
@@ -68,7 +68,7 @@ def test_generate_then_save(handlers: DemoHandlers, example_image: Path) -> None
     records = handlers.output_dir / "llava_vig" / "records.demo.jsonl"
     assert "Saved 1 record(s)" in saved and str(records.resolve()) in saved
     record = json.loads(records.read_text())
-    assert record["question"] == state.results[0].question and record["demo"]["upload_name"] == "img0.png"
+    assert record["question"] == state.results[0].question and record["demo"]["upload_name"] == example_image.name
 
 
 def test_a_model_failure_is_reported_and_the_others_still_run(handlers: DemoHandlers, example_image: Path) -> None:

@@ -28,7 +28,7 @@ from vigc.tools.merge_records import merge
 REPO = Path(__file__).resolve().parents[2]
 # Short outputs keep each generation well under a second on a CPU.
 FAST = DemoSettings(max_length=30, num_beams=1)
-QUESTION = "what color is the circle?"
+QUESTION = "What color is the object in the top left corner?"
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,10 @@ def test_bad_uploads_give_one_message_naming_the_file(tmp_path: Path, example_im
 
 
 def test_oversized_uploads_are_refused_before_decoding(example_image: Path) -> None:
-    with pytest.raises(DemoInputError, match=r"'img0.png' is 0.0 MB; the demo takes images up to 0.0001 MB"):
+    too_big = rf"'{example_image.name}' is 0.0 MB; the demo takes images up to 0.0001 MB"
+    with pytest.raises(DemoInputError, match=too_big):
         load_upload(example_image, max_mb=0.0001)
-    with pytest.raises(DemoInputError, match=r"too large: 80x64 = 5120 pixels exceeds max_pixels=1000"):
+    with pytest.raises(DemoInputError, match=r"too large: 224x224 = 50176 pixels exceeds max_pixels=1000"):
         load_upload(example_image, max_pixels=1000)
 
 
@@ -235,7 +236,7 @@ def test_saved_records_have_the_generation_fields_and_merge(
     generation_fields = {"image", "key", "task", "sample_index", "valid", "provenance", *vic_record_fields(result.qa)}
     assert set(record) == generation_fields | {"demo"}  # generate_llava's record, plus what the page set
     assert record["image"] == first.image_file.name and record["question"] == result.question
-    assert record["provenance"]["model"]["arch"] == "vigc_model" and record["provenance"]["vic"]["mode"] == "default"
+    assert record["provenance"]["model"]["arch"] == "vigc_default" and record["provenance"]["vic"]["mode"] == "default"
     assert record["demo"]["upload_name"] == "img0.png" and record["demo"]["settings"]["max_length"] == 30
     llava = tmp_path / "llava.json"
     merge(tmp_path / "llava_vig", llava)

@@ -300,12 +300,3 @@ def test_several_qa_per_image_have_their_own_keys(
         else:
             assert len({r["instruction"] for r in samples}) == 1
             assert len({r["vig_output"] for r in samples}) > 1  # sampled, not three copies of the beam output
-
-
-def test_the_readme_quick_start_config_runs(reference_fixture: Path, tmp_path: Path) -> None:
-    config = REPO / "vigc/projects/fixture/generate_qa.yaml"
-    out = tmp_path / "out"
-    evaluate(
-        "--cfg-path", str(config), "--options", f"run.output_dir={out}", "run.max_sentences=1", "--run-id", "quick"
-    )
-    assert len(merged(out / "quick")) == 4
