@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vigc.data.processors import EvalImageProcessor
+from vigc.data.shapes import make_scenes
+from vigc.data.shapes_scene import render_scene
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
+from vigc.models.default_model import DEFAULT_DIMS, vigc_default
 from vigc.models.vigc_model import VIGCModel
 
 CONV = GENERATION_INSTRUCTIONS["conv"]
@@ -69,3 +73,24 @@ def test_paragraph_mode_joins_blocks(parity_model: VIGCModel, pixels: torch.Tens
         assert result.answer_lst == result.steps
         assert result.answer == " \n\n".join(result.steps)
         assert all("\n\n" not in step for step in result.steps)
+
+
+def test_default_beam_search_rows_do_not_mix() -> None:
+    """Batched default VIC under beam search gives each image the answer it gets alone.
+
+    After a sentence end every whitespace-led token confirms it, so all 2k best candidates of a beam search can end
+    at once; the live beams must then come from further down the ranking, not from another row (a regression:
+    rows once continued batch row 0's text with score 0).
+    """
+    model = vigc_default()
+    processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(4, 999)])
+    decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
+    settings = VICSettings(mode="default", max_sentences=4, vig_decoding=decoding)
+    for task in ("conv", "comp"):
+        instructions = [GENERATION_INSTRUCTIONS[task]] * 4
+        batched = vig_vic(model, pixels, instructions, settings)
+        alone = [vig_vic(model, pixels[i : i + 1], instructions[:1], settings)[0] for i in range(4)]
+        assert [r.answer for r in batched] == [r.answer for r in alone]
+        assert [r.steps for r in batched] == [r.steps for r in alone]
+        assert all(r.valid and r.answer for r in batched)

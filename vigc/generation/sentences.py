@@ -22,6 +22,7 @@ ABBREVIATIONS = frozenset(
 )
 _TERMINATOR = re.compile(r"[.?!]+[\"')\]]*")
 PARAGRAPH_BREAK = "\n\n"
+_TERMINAL_CHARS = frozenset(".?!\"')]")  # what a text can end with when its last sentence is complete
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
@@ -81,6 +82,13 @@ def first_paragraph(text: str) -> str:
     return text.split(PARAGRAPH_BREAK)[0].strip()
 
 
+def _lookup(table: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """`table[token_ids]`, False for ids past the tokenizer (LLMs often have a few more logits than pieces)."""
+    ids = token_ids.cpu()
+    inside = ids < table.shape[0]
+    return torch.where(inside, table[ids.clamp(max=table.shape[0] - 1)], torch.zeros_like(inside))
+
+
 @dataclass
 class SentenceStop:
     """Decoding stop rule: a row is finished once its generated text holds a confirmed sentence or paragraph end.
@@ -95,32 +103,64 @@ class SentenceStop:
     skip: int = 0
     paragraphs: bool = False
     _confirmers: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _terminal: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        # Only a token that starts with whitespace can confirm a boundary: decode just those rows.
+        # Only a token that starts with whitespace (a newline in paragraph mode) can confirm a boundary.
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
         if ids.shape[1] <= self.skip:
             return done.to(ids.device)
-        rows = self.may_stop(ids[:, -1]).nonzero().flatten().tolist()
+        confirming = self.may_stop(ids[:, -1])
+        by_row = self.extension_ends(ids[:, :-1])
+        if by_row is not None:  # sentence mode: the text before that token decides
+            return (confirming & by_row).to(ids.device)
+        rows = confirming.nonzero().flatten().tolist()
         texts = self.tokenizer.batch_decode(ids[rows, self.skip :].tolist(), for_generation=True)
         for row, text in zip(rows, texts, strict=True):
             done[row] = self.finished(text)
         return done.to(ids.device)
 
+    def extension_ends(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """Sentence mode: which rows any `may_stop` token would finish (the same for every such token).
+
+        A whitespace-led token confirms a sentence end exactly when the text before it ends with a terminator
+        that is not an abbreviation; a live row holds no confirmed end yet (decoding stops at the first), so
+        only rows whose last token ends in a terminator (or a closing quote or bracket) are decoded. None in
+        paragraph mode, where the token decides (one newline or two).
+        """
+        if self.paragraphs:
+            return None
+        ends = torch.zeros(ids.shape[0], dtype=torch.bool)
+        if ids.shape[1] <= self.skip:
+            return ends
+        if self._terminal is None:
+            self._terminal = self._terminal_tokens()
+        rows = _lookup(self._terminal, ids[:, -1]).nonzero().flatten().tolist()
+        texts = self.tokenizer.batch_decode(ids[rows, self.skip :].tolist(), for_generation=True)
+        for row, text in zip(rows, texts, strict=True):
+            ends[row] = self.finished(text + " a")
+        return ends
+
     def may_stop(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Which new tokens could complete a unit (those starting with whitespace, or a newline in paragraphs)."""
         if self._confirmers is None:
             self._confirmers = self._whitespace_tokens()
-        return self._confirmers[token_ids.cpu()]
+        return _lookup(self._confirmers, token_ids)
+
+    def _decoded_after_anchor(self) -> list[str]:
+        anchor = self.tokenizer.encode("a")[-1]
+        return self.tokenizer.batch_decode([[anchor, i] for i in range(len(self.tokenizer))], for_generation=True)
 
     def _whitespace_tokens(self) -> torch.Tensor:
-        anchor = self.tokenizer.encode("a")[-1]
         flags = torch.zeros(len(self.tokenizer), dtype=torch.bool)
-        texts = self.tokenizer.batch_decode([[anchor, i] for i in range(len(self.tokenizer))], for_generation=True)
-        for i, text in enumerate(texts):
+        for i, text in enumerate(self._decoded_after_anchor()):
             tail = text.lstrip()[1:]
             flags[i] = "\n" in tail if self.paragraphs else tail[:1].isspace()
         return flags
+
+    def _terminal_tokens(self) -> torch.Tensor:
+        texts = self._decoded_after_anchor()
+        return torch.tensor([text.rstrip()[-1:] in _TERMINAL_CHARS for text in texts], dtype=torch.bool)
 
     def finished(self, text: str) -> bool:
         """Whether `text` already contains the unit this rule waits for."""

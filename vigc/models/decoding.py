@@ -327,7 +327,7 @@ def _select_beams(
         if state.done[b]:
             continue
         filled = 0
-        for rank in range(2 * k):
+        for rank in range(top_ids.shape[1]):
             score, token, row = float(top_scores[b, rank]), int(top_ids[b, rank, 0]), int(top_ids[b, rank, 1])
             ended = token == eos or (stopped is not None and bool(stopped[row, token]))
             if ended:
@@ -340,6 +340,7 @@ def _select_beams(
                 filled += 1
             if filled == k:
                 break
+        next_scores[b, filled:] = -1e9  # only when a stop rule ended every candidate: dead beams, never picked
         state.done[b] = state.hyps[b].is_done(float(top_scores[b].max()), cur_len)
     return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
 
@@ -364,10 +365,17 @@ def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopC
         logprobs = _process_scores(logits.log_softmax(-1), state.ids, settings, inputs.eos_token_id)
         vocab = logprobs.shape[-1]
         candidates = (logprobs + state.scores[:, None]).view(n, k * vocab)
-        top_scores, top_flat = torch.topk(candidates, 2 * k, dim=1, largest=True, sorted=True)
-        rows = top_flat // vocab + torch.arange(n, device=device)[:, None] * k
-        top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
-        stopped = _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
+        width = 2 * k  # with EOS alone, at most k of the 2k best candidates end: k live beams remain
+        while True:
+            top_scores, top_flat = torch.topk(candidates, width, dim=1, largest=True, sorted=True)
+            rows = top_flat // vocab + torch.arange(n, device=device)[:, None] * k
+            top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
+            stopped = _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
+            # A stop rule can end every extension of a beam (after a sentence end, any word confirms it): look
+            # further down the ranking until each open input has k live candidates.
+            if stopped is None or width >= k * vocab or _enough_live(state, top_ids, stopped, k, inputs.eos_token_id):
+                break
+            width = min(4 * width, k * vocab)
         scores, tokens, source = _select_beams(
             state, top_scores.cpu(), top_ids, settings, inputs.eos_token_id, inputs.pad_token_id, stopped
         )
@@ -383,15 +391,31 @@ def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopC
     return _finalize(state, settings, inputs.eos_token_id, inputs.pad_token_id, steps + 1)
 
 
+def _enough_live(state: _BeamState, top_ids: torch.Tensor, stopped: torch.Tensor, k: int, eos: int) -> bool:
+    """Whether every open input has at least k candidates among `top_ids` that do not end a hypothesis."""
+    for b, done in enumerate(state.done):
+        if done:
+            continue
+        live = sum(1 for token, row in top_ids[b].tolist() if token != eos and not bool(stopped[row, token]))
+        if live < k:
+            return False
+    return True
+
+
 def _stopped_extensions(
     stop: StopCondition | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
 ) -> torch.Tensor | None:
     """For a stop rule under beam search: which (row, token) candidate extensions end a hypothesis."""
     if stop is None:
         return None
+    may_stop = getattr(stop, "may_stop", None)
+    extension_ends = getattr(stop, "extension_ends", None)
+    if may_stop is not None and extension_ends is not None:
+        by_row = extension_ends(ids)
+        if by_row is not None:  # the rule says per row whether every `may_stop` token ends it: nothing to decode
+            return by_row.cpu()[:, None] & may_stop(torch.arange(vocab))[None, :]
     flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
     pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
-    may_stop = getattr(stop, "may_stop", None)
     if may_stop is not None:  # a cheap pre-filter the rule offers: skip candidates that cannot end anything
         tokens = sorted({t for _, t in pairs})
         allowed = {t for t, ok in zip(tokens, may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
