@@ -1,10 +1,14 @@
 """VIC speed: the original algorithm (compat) against the default VIC, and our VIG against transformers' generate.
 
-Both run side by side in one process on the same tiny model (the parity fixture's weights) and the same images,
-with the shipped configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4). Prints, per QA:
-wall time, LLM tokens decoded (decoding positions x beams), vision-encoder calls, and how many answers agree.
+Both run side by side in one process on the same tiny model and the same images, with the shipped configs'
+decoding settings (5 beams, max_len 250, min_len 1, answer_length 4). Prints, per QA and per LLaVA task: wall
+time, LLM tokens decoded (decoding positions x beams), vision-encoder calls, and how many answers agree.
 
-    python bench/vic_speed.py [--fixture ../shared/fixtures/vigc_reference] [--images 8] [--repeats 3]
+    python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3]
+
+`--model default` (the default) is the embedded default model on held-out synthetic scenes (seed 999), which
+writes multi-sentence answers; `--model fixture` is the parity fixture's tiny model on its own images
+(`--fixture ../shared/fixtures/vigc_reference`), trained on outputs of at most 29 tokens.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from transformers import InstructBlipConfig, InstructBlipForConditionalGeneratio
 from transformers.utils import logging as hf_logging
 
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.shapes import make_scenes
+from vigc.data.shapes_scene import render_scene
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
+from vigc.models.default_model import vigc_default
 from vigc.models.vigc_model import VIGCModel
 from vigc.tools.check_parity import build_model
 
@@ -39,6 +46,12 @@ def load_pixels(fixture: Path, count: int) -> torch.Tensor:
     return torch.stack([EvalImageProcessor(size)(im) for im in images])
 
 
+def load_scene_pixels(model: VIGCModel, count: int, seed: int) -> torch.Tensor:
+    """`count` held-out synthetic scenes, at the model's image size."""
+    processor = EvalImageProcessor(int(model.vision_model.config.image_size))  # type: ignore[arg-type]
+    return torch.stack([processor(render_scene(scene)) for scene in make_scenes(count, seed)])
+
+
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     """Median wall time of `repeats` runs, and the last result."""
     times, result = [], None
@@ -49,9 +62,10 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def vic_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namespace) -> None:
+def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Compat against default VIC for one LLaVA task; prints the table and returns the two times per QA."""
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
-    instructions = [GENERATION_INSTRUCTIONS["conv"]] * pixels.shape[0]
+    instructions = [GENERATION_INSTRUCTIONS[task]] * pixels.shape[0]
     runs: dict[str, tuple[float, list[QAResult], GenerationStats]] = {}
     for mode in ("compat", "default"):
         settings = VICSettings(
@@ -69,19 +83,21 @@ def vic_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namesp
         seconds, results = timed(run, args.repeats)
         runs[mode] = (seconds, results, stats)  # type: ignore[assignment]
     n = pixels.shape[0]
-    print(f"\nVIC on {n} images, {args.beams} beams, max_len {args.max_len}, {args.answer_length} VIC steps")
-    print(f"{'mode':<9}{'s/QA':>9}{'tokens/QA':>12}{'encoder calls/image':>22}{'valid':>7}")
+    print(f"\nVIC, task {task}: {n} images, {args.beams} beams, max_len {args.max_len}, {args.answer_length} VIC steps")
+    print(f"{'mode':<9}{'s/QA':>9}{'tokens/QA':>12}{'encoder passes/image':>22}{'valid':>7}{'sentences/answer':>18}")
     for mode, (seconds, results, stats) in runs.items():
         valid = sum(r.valid for r in results)
+        sentences = sum(len(r.steps) for r in results) / n
         print(
             f"{mode:<9}{seconds / n:>9.3f}{stats.decoded_tokens / args.repeats / n:>12.0f}"
-            f"{stats.vision_calls / args.repeats:>22.1f}{valid:>7}"
+            f"{stats.images_encoded / args.repeats / n:>22.1f}{valid:>7}{sentences:>18.1f}"
         )
     old, new = runs["compat"][1], runs["default"][1]
     same_answer = sum(a.answer == b.answer for a, b in zip(old, new, strict=True))
     same_first = sum(bool(a.steps and b.steps and a.steps[0] == b.steps[0]) for a, b in zip(old, new, strict=True))
     print(f"speed-up (compat time / default time per QA): {runs['compat'][0] / runs['default'][0]:.2f}x")
     print(f"answers identical: {same_answer}/{n}; first VIC sentence identical: {same_first}/{n}")
+    return runs["compat"][0] / n, runs["default"][0] / n
 
 
 def hf_instructblip(model: VIGCModel) -> InstructBlipForConditionalGeneration:
@@ -102,7 +118,7 @@ def hf_instructblip(model: VIGCModel) -> InstructBlipForConditionalGeneration:
 
 def vig_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namespace) -> None:
     hf = hf_instructblip(model)
-    prompt = GENERATION_INSTRUCTIONS["conv"]
+    prompt = GENERATION_INSTRUCTIONS[args.tasks[0]]
     n, q = pixels.shape[0], model.query_tokens.shape[1]
     ids = model.llm_tokenizer.encode(prompt)
     input_ids = torch.tensor([[model.llm_tokenizer.pad_token_id] * q + ids] * n)
@@ -138,7 +154,10 @@ def vig_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namesp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["default", "fixture"], default="default", help="which tiny model")
     parser.add_argument("--fixture", type=Path, default=REPO.parent / "shared" / "fixtures" / "vigc_reference")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(GENERATION_INSTRUCTIONS), default=["conv", "desc", "comp"])
+    parser.add_argument("--seed", type=int, default=999, help="seed of the synthetic scenes (--model default)")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--beams", type=int, default=5)
@@ -149,11 +168,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    model = build_model(args.fixture, "b")
-    pixels = load_pixels(args.fixture, args.images)
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU float32, model: parity fixture weights")
+    if args.model == "default":
+        model = vigc_default()
+        pixels = load_scene_pixels(model, args.images, args.seed)
+        source = f"the embedded default model, held-out synthetic scenes (seed {args.seed})"
+    else:
+        model = build_model(args.fixture, "b")
+        pixels = load_pixels(args.fixture, args.images)
+        source = "the parity fixture's weights and images"
+    print(f"torch {torch.__version__}, {args.threads} threads, CPU float32, model: {source}")
+    times = {}
     with torch.no_grad():
-        vic_comparison(model, pixels, args)
+        for task in args.tasks:
+            times[task] = vic_comparison(model, pixels, task, args)
+    compat, default = (sum(t[i] for t in times.values()) for i in (0, 1))
+    print(
+        f"\nall tasks ({', '.join(args.tasks)}): compat {compat / len(times):.3f} s/QA, default "
+        f"{default / len(times):.3f} s/QA, speed-up {compat / default:.2f}x"
+    )
     vig_comparison(model, pixels, args)
 
 
