@@ -184,6 +184,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         max_sentences=args.max_sentences,
         vig_decoding=decoding,
         reencode_images=mode == "compat",  # the original ran the vision encoder at every step
+        gen_style=args.gen_style,
     )
 
 
@@ -214,7 +215,7 @@ def _generate_report(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]
     header = (
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
-        f"max_sentences {args.max_sentences} (default), {args.threads} threads"
+        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {args.threads} threads"
     )
     text = header + "\n\n" + _report(table) + "\n\n" + "\n".join(timing)
     return text, [record for run in runs.values() for record in run.records]
@@ -232,6 +233,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-len", type=int, default=250)
     parser.add_argument("--answer-length", type=int, default=4, help="compat: VIC steps")
     parser.add_argument("--max-sentences", type=int, default=8, help="default: most sentences per answer")
+    parser.add_argument(
+        "--gen-style", choices=["vig", "vic"], default="vig", help="VIC prompt: instruction + question, or question"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
