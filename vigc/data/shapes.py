@@ -143,7 +143,10 @@ def read_scenes(path: str | Path) -> dict[str, Scene]:
     path = Path(path)
     if path.is_dir():
         path = path / SCENES_FILE
-    return {scene.image: scene for scene in (Scene.from_dict(d) for d in json.loads(path.read_text("utf-8")))}
+    try:
+        return {scene.image: scene for scene in (Scene.from_dict(d) for d in json.loads(path.read_text("utf-8")))}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a scenes.json written by vigc.data.shapes ({exc!r})") from exc
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from vigc.data.processors import EvalImageProcessor
 from vigc.data.shapes import make_scenes, read_scenes
 from vigc.data.shapes_questions import TASKS
 from vigc.data.shapes_scene import Scene, render_scene
+from vigc.errors import VIGCError
 from vigc.eval.shapes_metrics import QAScore, Summary, score_record, summarize
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
@@ -116,7 +118,7 @@ def score_records(records: Sequence[dict[str, Any]], scenes: dict[str, Scene]) -
     for record in records:
         scene = scenes.get(Path(str(record["image"])).name)
         if scene is None:
-            raise KeyError(f"no ground truth for image {record['image']!r}")
+            raise ValueError(f"no ground truth for image {record['image']!r}: is --ground-truth the images' scenes?")
         scored.append(score_record(record, scene))
     return scored
 
@@ -249,20 +251,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Generate (or read) records, score them and print the table."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.records is not None:
-        if args.ground_truth is None:
-            raise SystemExit("--records needs --ground-truth (the scenes.json of the images, or its folder)")
-        records = read_records(args.records)
-        scores = score_records(records, read_scenes(args.ground_truth))
-        text = _report({"VIG only (original_answer)": (scores, "original_answer"), "VIC (answer)": (scores, "answer")})
-        text = f"{len(records)} records from {args.records}\n\n{text}"
-    else:
-        text, records = _generate_report(args)
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        (args.out / "report.md").write_text(text + "\n", encoding="utf-8")
+    if args.records is not None and args.ground_truth is None:
+        raise SystemExit("--records needs --ground-truth (the scenes.json of the images, or its folder)")
+    try:
+        if args.records is not None:
+            records = read_records(args.records)
+            scores = score_records(records, read_scenes(args.ground_truth))
+            answers = {"VIG only (original_answer)": (scores, "original_answer"), "VIC (answer)": (scores, "answer")}
+            text = f"{len(records)} records from {args.records}\n\n{_report(answers)}"
+        else:
+            text, records = _generate_report(args)
+        print(text)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+            (args.out / "report.md").write_text(text + "\n", encoding="utf-8")
+    except (VIGCError, OSError, ValueError) as exc:  # a missing file, a bad config, records without ground truth
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

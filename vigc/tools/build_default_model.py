@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from vigc.data.shapes import write_dataset
+from vigc.errors import VIGCError
 from vigc.generation import prompts
 from vigc.models.default_model import DEFAULT_ASSETS, DEFAULT_LLM_DIMS, vigc_default
 from vigc.models.vigc_model import VIGCModel
@@ -267,7 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare(args.out, args.count, args.seed)
         print(f"prepared {args.out}: training data in data/, tokenizers and initial weights in init/")
         return 0
-    files = export(args.run, args.init, args.dest)
+    try:
+        files = export(args.run, args.init, args.dest)
+    except (VIGCError, OSError, RuntimeError) as exc:  # no checkpoint there, or one of another model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     total = sum(p.stat().st_size for p in files)
     print(f"exported {len(files)} files ({total / 2**20:.1f} MiB) to {args.dest}")
     return 0

@@ -1,0 +1,41 @@
+"""The data-quality report end to end on the embedded default model (few scenes, greedy), and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vigc.data.shapes import write_dataset
+from vigc.eval.shapes_report import main
+
+
+def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert main(["--scenes", "3", "--seed", "999", "--beams", "1", "--max-len", "80", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    for row in ("| VIG only (original_answer) |", "| compat VIC (answer) |", "| default VIC (answer) |"):
+        assert row in table
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 3 * 2  # scenes x tasks x modes
+    assert {r["mode"] for r in records} == {"compat", "default"} and all(r["question"] for r in records)
+    assert (out / "report.md").read_text().strip() == table.strip()
+
+    truth = write_dataset(tmp_path / "scenes", 3, 999)  # the same held-out scenes, with their ground truth on disk
+    assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth)]) == 0
+    assert "18 records from" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    samples = Path(__file__).resolve().parents[2] / "vigc" / "assets" / "sample_images"
+    assert main(["--records", str(tmp_path / "missing"), "--ground-truth", str(samples)]) == 2
+    assert "error:" in capsys.readouterr().err
+    run = tmp_path / "run.jsonl"
+    run.write_text(json.dumps({"image": "elsewhere.png", "question": "q", "answer": "a"}) + "\n")
+    assert main(["--records", str(run), "--ground-truth", str(samples)]) == 2
+    assert "no ground truth for image 'elsewhere.png'" in capsys.readouterr().err
+    assert main(["--records", str(run), "--ground-truth", str(samples / "README.md")]) == 2
+    assert "is not a scenes.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--records needs --ground-truth"):
+        main(["--records", str(run)])
