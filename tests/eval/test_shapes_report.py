@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from vigc.data.shapes import write_dataset
 from vigc.eval.shapes_report import main
@@ -13,7 +14,10 @@ from vigc.eval.shapes_report import main
 
 def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
-    assert main(["--scenes", "3", "--seed", "999", "--beams", "1", "--max-len", "80", "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    argv = ["--scenes", "3", "--seed", "999", "--beams", "1", "--max-len", "80", "--threads", "2", "--out", str(out)]
+    assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # the caller's setting is left alone (other tests compare bitwise)
     table = capsys.readouterr().out
     for row in ("| VIG only (original_answer) |", "| compat VIC (answer) |", "| default VIC (answer) |"):
         assert row in table

@@ -197,7 +197,6 @@ def _report(runs: dict[str, tuple[list[QAScore], str]]) -> str:
 
 
 def _generate_report(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
-    torch.set_num_threads(args.threads)
     model = _build_model(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
@@ -217,7 +216,7 @@ def _generate_report(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]
     header = (
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
-        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {args.threads} threads"
+        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {torch.get_num_threads()} threads"
     )
     text = header + "\n\n" + _report(table) + "\n\n" + "\n".join(timing)
     return text, [record for run in runs.values() for record in run.records]
@@ -239,7 +238,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--gen-style", choices=["vig", "vic"], default="vig", help="VIC prompt: instruction + question, or question"
     )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--records", type=Path, default=None, help="score this run folder / records file instead")
     parser.add_argument("--ground-truth", type=Path, default=None, help="scenes.json (or its folder) for --records")
@@ -253,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.records is not None and args.ground_truth is None:
         raise SystemExit("--records needs --ground-truth (the scenes.json of the images, or its folder)")
+    threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     try:
         if args.records is not None:
             records = read_records(args.records)
@@ -269,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VIGCError, OSError, ValueError) as exc:  # a missing file, a bad config, records without ground truth
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)  # called in-process (tests, notebooks): leave the caller's setting alone
     return 0
 
 
