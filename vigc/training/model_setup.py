@@ -1,9 +1,10 @@
 """Build the model to train from a config's ``model`` section, and the pieces the training loop wraps around it.
 
 The original read three model keys in its training task, not in the model: ``lora_config`` (LoRA on the LLM),
-``freeze_q_former`` and ``freeze_llm_proj``. They are read here too, unless the model builder itself takes
-them; every other key goes to the builder named by ``arch``. ``freeze_q_former`` is the original spelling of
-the builder's ``freeze_qformer`` and is passed to it.
+``freeze_q_former`` and ``freeze_llm_proj``. ``lora_config`` is a model-builder argument now (so LoRA checkpoints
+load for generation too); the other two are read here, unless the builder takes them, and every other key goes
+to the builder named by ``arch``. ``freeze_q_former`` is the original spelling of the builder's
+``freeze_qformer`` and is passed to it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from torch import nn
 
 from vigc.config import build_model, validate_builder_kwargs
 from vigc.errors import ConfigError
-from vigc.models.lora import LoraSettings, apply_lora
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import MODELS
 
@@ -31,21 +31,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingModelOptions:
-    """Model keys that the training task applies after building (the original's task-side keys).
+    """Model keys that the training task applies after building (the original's task-side keys but LoRA).
 
     Args:
-        lora_config: LoRA on the LLM (`LoraSettings` keys), or None for no LoRA.
         freeze_q_former: Freeze the Q-Former and its queries (same as the builder's ``freeze_qformer``).
         freeze_llm_proj: Freeze the projection to the LLM.
     """
 
-    lora_config: Mapping[str, Any] | None = None
     freeze_q_former: bool | None = None
     freeze_llm_proj: bool = False
 
 
 def build_training_model(model_section: DictConfig | Mapping[str, Any], *, source: str) -> VIGCModel:
-    """Build the model of a training config, with its frozen parts and LoRA adapters.
+    """Build the model of a training config, with its frozen parts (LoRA adapters come from the builder).
 
     Args:
         model_section: The config's ``model`` section (``arch`` + builder keys + training keys).
@@ -72,10 +70,6 @@ def build_training_model(model_section: DictConfig | Mapping[str, Any], *, sourc
     model = cast(VIGCModel, build_model(plain, source=source))
     if options.freeze_llm_proj:
         model.language_projection.requires_grad_(False)
-    if options.lora_config is not None:
-        lora = dict(options.lora_config)
-        validate_builder_kwargs(LoraSettings, lora, section="model.lora_config", source=source)
-        apply_lora(model.language_model, LoraSettings(**lora))
     _log_trainable(model)
     return model
 
