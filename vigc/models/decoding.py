@@ -340,7 +340,8 @@ def _select_beams(
                 filled += 1
             if filled == k:
                 break
-        next_scores[b, filled:] = -1e9  # only when a stop rule ended every candidate: dead beams, never picked
+        if filled < k:  # a stop rule ended every candidate: the empty slots are dead beams, never picked
+            next_scores[b, filled:] = -1e9
         state.done[b] = state.hyps[b].is_done(float(top_scores[b].max()), cur_len)
     return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
 
@@ -365,12 +366,13 @@ def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopC
         logprobs = _process_scores(logits.log_softmax(-1), state.ids, settings, inputs.eos_token_id)
         vocab = logprobs.shape[-1]
         candidates = (logprobs + state.scores[:, None]).view(n, k * vocab)
+        by_row = _stops_by_row(stop, state.ids, vocab)  # the same whatever the candidates: once per step
         width = 2 * k  # with EOS alone, at most k of the 2k best candidates end: k live beams remain
         while True:
             top_scores, top_flat = torch.topk(candidates, width, dim=1, largest=True, sorted=True)
             rows = top_flat // vocab + torch.arange(n, device=device)[:, None] * k
             top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
-            stopped = _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
+            stopped = by_row if by_row is not None else _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
             # A stop rule can end every extension of a beam (after a sentence end, any word confirms it): look
             # further down the ranking until each open input has k live candidates.
             if stopped is None or width >= k * vocab or _enough_live(state, top_ids, stopped, k, inputs.eos_token_id):
@@ -402,6 +404,17 @@ def _enough_live(state: _BeamState, top_ids: torch.Tensor, stopped: torch.Tensor
     return True
 
 
+def _stops_by_row(stop: StopCondition | None, ids: torch.Tensor, vocab: int) -> torch.Tensor | None:
+    """(N*K, V) ended flags for every extension, when the rule says per row whether every `may_stop` token ends
+    it (`extension_ends`, the sentence rule): nothing to decode per candidate. None otherwise."""
+    may_stop = getattr(stop, "may_stop", None)
+    extension_ends = getattr(stop, "extension_ends", None)
+    if may_stop is None or extension_ends is None:
+        return None
+    rows = extension_ends(ids)
+    return None if rows is None else rows.cpu()[:, None] & may_stop(torch.arange(vocab))[None, :]
+
+
 def _stopped_extensions(
     stop: StopCondition | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
 ) -> torch.Tensor | None:
@@ -409,11 +422,6 @@ def _stopped_extensions(
     if stop is None:
         return None
     may_stop = getattr(stop, "may_stop", None)
-    extension_ends = getattr(stop, "extension_ends", None)
-    if may_stop is not None and extension_ends is not None:
-        by_row = extension_ends(ids)
-        if by_row is not None:  # the rule says per row whether every `may_stop` token ends it: nothing to decode
-            return by_row.cpu()[:, None] & may_stop(torch.arange(vocab))[None, :]
     flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
     pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
     if may_stop is not None:  # a cheap pre-filter the rule offers: skip candidates that cannot end anything
