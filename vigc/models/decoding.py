@@ -321,8 +321,12 @@ def _select_beams(
     next_scores = torch.zeros(n, k, dtype=top_scores.dtype)
     next_tokens = torch.full((n, k), pad, dtype=torch.long)
     next_rows = torch.zeros(n, k, dtype=torch.long)
+    # A hypothesis ended by EOS is scored by its length without the EOS: `ids` already counts the hidden BOS
+    # when there is one; without it, the EOS slot takes its place.
     bonus = 0 if settings.hidden_bos_id is not None else 1
-    cur_len = state.ids.shape[1] + bonus
+    # 4.33 `process`: `cur_len = input_ids.shape[-1] + 1`, the length the candidate scores were computed on,
+    # whether or not `input_ids` holds the hidden BOS. A smaller value ends rows too early (the late VIC steps).
+    cur_len = state.ids.shape[1] + 1
     for b in range(n):
         if state.done[b]:
             continue

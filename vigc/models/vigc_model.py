@@ -129,6 +129,38 @@ def shift_padding_to_left(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[tor
     return embeds.gather(1, order[..., None].expand_as(embeds)), mask.gather(1, order)
 
 
+class CausalLMStep:
+    """The `LMStep` of any transformers causal LM: one cached forward, the last position's logits.
+
+    Logits come back in float32 at least (4.33's LLaMA cast fp16/bf16 logits to float32 too); a float64 model
+    keeps float64, so exact-arithmetic comparisons with a reference stay exact.
+
+    Args:
+        language_model: a transformers `*ForCausalLM`.
+    """
+
+    def __init__(self, language_model: nn.Module) -> None:
+        self.language_model = language_model
+        # transformers renamed `past_key_values` to `cache` during 5.x; accept both.
+        takes_cache = "cache" in inspect.signature(language_model.forward).parameters
+        self._cache_arg = "cache" if takes_cache else "past_key_values"
+
+    def __call__(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Logits (N, V) of the last position and the extended cache."""
+        out = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_arg: cache},
+        )
+        logits = out.logits[:, -1, :]
+        return logits.to(torch.promote_types(logits.dtype, torch.float32)), getattr(out, self._cache_arg)
+
+
 class VIGCModel(nn.Module):
     """Vision encoder, Q-Former and LLM wired together; every method takes typed inputs.
 
@@ -174,7 +206,7 @@ class VIGCModel(nn.Module):
         self.max_output_txt_len = max_output_txt_len
         self.prompt = prompt
         self.load_reports: list[LoadReport] = []
-        self._lm_takes_cache = "cache" in inspect.signature(language_model.forward).parameters
+        self._lm_step = CausalLMStep(language_model)
 
     @property
     def device(self) -> torch.device:
@@ -301,21 +333,6 @@ class VIGCModel(nn.Module):
         full_mask = torch.cat([torch.ones(prefix.shape[:2], dtype=torch.long, device=self.device), mask], dim=1)
         embeds, full_mask = shift_padding_to_left(embeds, full_mask)
         return embeds, full_mask, ids
-
-    def _lm_step(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
-    ) -> tuple[torch.Tensor, Any]:
-        # transformers renamed `past_key_values` to `cache` during 5.x; accept both.
-        cache_arg = "cache" if self._lm_takes_cache else "past_key_values"
-        out = self.language_model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            logits_to_keep=1,
-            **{cache_arg: cache},
-        )
-        return out.logits[:, -1, :].float(), getattr(out, cache_arg)
 
     @torch.no_grad()
     def generate(
