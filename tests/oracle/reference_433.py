@@ -53,6 +53,7 @@ def decode(request_path: str, result_path: str) -> None:
 def _lavis_llama(directory: str, for_generate: bool) -> LlamaTokenizer:
     """`Blip2VicunaInstruct.__init__`'s LLM tokenizer (and `llm_tokenizer_for_generate`, pad := eos)."""
     tok = LlamaTokenizer.from_pretrained(directory, use_fast=False, truncation_side="left")
+    tok.padding_side = "right"  # as LAVIS sets it before every call
     tok.add_special_tokens({"pad_token": "[PAD]"})
     tok.add_special_tokens({"bos_token": "</s>"})
     tok.add_special_tokens({"eos_token": "</s>"})
