@@ -85,7 +85,23 @@ def test_folder_is_recursive_sorted_case_insensitive_and_skips_others(images: Pa
         (images / name).write_bytes(b"")
     items = read_inputs(None, images)
     assert [item.key for item in items] == ["a.jpg", "b/1.JpEg", "b/2.PNG", "c/d/e.webp", "x.tiff"]
-    assert items[1].image_path == images / "b/1.JpEg" and items[1].record == {"image": "b/1.JpEg"}
+    assert items[1].image_path == images / "b/1.JpEg" and items[1].record == {"image": "b/1.JpEg", "image_id": 1}
+    assert "image_id" not in items[0].record  # "a.jpg" gives no id
+
+
+def test_image_ids_come_from_file_names_as_the_original_derived_them(tmp_path: Path, images: Path) -> None:
+    """COCO and Objects365 names give their numeric ids; an input's own image_id is kept."""
+    for name in ["000000082363.jpg", "objects365_v2_01805760.jpg", "cat.png"]:
+        (images / name).write_bytes(b"")
+    by_image = {item.image: item.record.get("image_id") for item in read_inputs(None, images)}
+    assert by_image == {"000000082363.jpg": 82363, "objects365_v2_01805760.jpg": 1805760, "cat.png": None}
+    listed = _write_json(
+        tmp_path / "ann.json", [{"image": "000000082363.jpg", "image_id": 7}, {"image": "objects365_v2_01805760.jpg"}]
+    )
+    assert [item.record["image_id"] for item in read_inputs(listed, images)] == [7, 1805760]
+    list_file = tmp_path / "list.txt"
+    list_file.write_text("000000082363.jpg\n", encoding="utf-8")
+    assert read_inputs(list_file, images)[0].record["image_id"] == 82363
 
 
 def test_folder_survives_a_symlink_loop(images: Path) -> None:

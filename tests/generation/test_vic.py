@@ -9,6 +9,7 @@ from vigc.data.processors import EvalImageProcessor
 from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
+from vigc.generation.records_format import compat_record_fields
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import DEFAULT_DIMS, vigc_default
@@ -53,6 +54,23 @@ def test_default_encodes_once_and_drops_finished_samples(parity_model: VIGCModel
         assert result.stop_reason in {"eos", "empty", "max_sentences", "max_tokens"}
         assert result.answer == " ".join(result.steps)
         assert all(step.strip() == step and step for step in result.steps)
+
+
+def test_answer_fields_are_whole_answers_never_fragments(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    """compat keeps the original's uncorrected first-step answer; default, which stops each step after one
+    sentence, writes none rather than a fragment ending in the stop rule's look-ahead word."""
+    compat = vig_vic(parity_model, pixels, [CONV] * 4, _settings("compat", 5, answer_length=3))
+    default = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 5, max_sentences=4))
+    for result in compat:
+        assert result.answer_given_question == result.step_outputs[0]
+        assert compat_record_fields(result)["answer_given_question"] == result.step_outputs[0]
+    for result in default:
+        assert result.answer_given_question is None and "answer_given_question" not in compat_record_fields(result)
+        assert result.answer == " ".join(result.steps)
+        for k, (step, output) in enumerate(zip(result.steps, result.step_outputs, strict=False)):
+            assert output.startswith(step)
+            if result.stop_reason == "max_sentences" or k < len(result.steps) - 1:
+                assert step[-1] in ".?!", step  # a finished sentence, without the word that confirmed it
 
 
 def test_compat_counts_one_encoder_call_per_step_when_asked(parity_model: VIGCModel, pixels: torch.Tensor) -> None:

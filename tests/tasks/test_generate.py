@@ -105,6 +105,7 @@ def test_a_run_writes_records_original_files_and_llava_export(
     run_dir = tmp / "out" / "baseline"
     assert [r["key"] for r in baseline] == sorted(f"photo {i:02d}.png#conv#0" for i in range(8))
     for record in baseline:
+        assert record["image_id"] == int(record["image"][6:8])  # "photo 05.png" -> 5, as the original derived ids
         assert record["task"] == "conv" and record["provenance"]["model"]["arch"] == "vigc_model"
         assert record["vic_step_prompts"][0] == record["instruction"]
         assert record["provenance"]["vic"]["mode"] == "default"

@@ -23,13 +23,13 @@ Files are JSON arrays with one element per line, written atomically (temporary f
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vigc.errors import VIGCError
+from vigc.generation.inputs import image_id_from_name
 from vigc.generation.records import atomic_write_json_array
 
 __all__ = [
@@ -55,7 +55,6 @@ ORIGINAL_FILE_NAMES = {
 }
 TASKS = tuple(ORIGINAL_FILE_NAMES)
 BOOKKEEPING_FIELDS = ("key", "valid", "provenance")  # run.json holds the provenance once
-_TRAILING_DIGITS = re.compile(r"(\d+)$")
 
 Entries = tuple[list[dict[str, Any]], int]
 
@@ -219,6 +218,6 @@ def _required(record: Mapping[str, Any], name: str) -> Any:
 
 
 def _image_id_from_path(image: str) -> int | str:
-    """COCO-style ids from the trailing digits of the file name (``000000082363.jpg`` -> 82363), else the path."""
-    match = _TRAILING_DIGITS.search(Path(image).stem)
-    return int(match.group(1)) if match else image
+    """The original's id from the file name (``000000082363.jpg`` -> 82363), else the path."""
+    image_id = image_id_from_name(image)
+    return image if image_id is None else image_id

@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 from vigc.errors import ConfigError, VIGCError
@@ -57,6 +57,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 KEY_SEPARATOR = "\u241f"  # SYMBOL FOR UNIT SEPARATOR: cannot occur in a path and is unlikely in a question
 _JSON_SUFFIXES = frozenset({".json", ".jsonl"})
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_TRAILING_DIGITS = re.compile(r"(\d+)$")
 
 
 class GenerationInputError(VIGCError):
@@ -147,6 +148,7 @@ def read_annotation(
     items = []
     for index, record in enumerate(_load_records(path)):
         image = _string_field(record, "image", path, index)
+        record = with_image_id(record, image)
         items.append(GenerationItem(image, _resolve(image, images_root, images_key, path, index), record, image))
     return items
 
@@ -182,7 +184,7 @@ def read_folder(root: Path) -> list[GenerationItem]:
     Hidden files and folders (names starting with ".", e.g. macOS ``._x.jpg``) are skipped.
     """
     relative = sorted(path.relative_to(root).as_posix() for path in _walk_images(root))
-    return [GenerationItem(rel, root / rel, {"image": rel}, rel) for rel in relative]
+    return [GenerationItem(rel, root / rel, with_image_id({"image": rel}, rel), rel) for rel in relative]
 
 
 def read_list_file(path: Path, images_root: Path | None) -> list[GenerationItem]:
@@ -199,8 +201,26 @@ def read_list_file(path: Path, images_root: Path | None) -> list[GenerationItem]
     for line in lines:
         image = line.strip()
         if image and not image.startswith("#"):
-            items.append(GenerationItem(image, base / image, {"image": image}, image))
+            items.append(GenerationItem(image, base / image, with_image_id({"image": image}, image), image))
     return items
+
+
+def image_id_from_name(image: str) -> int | None:
+    """The original's image id: the trailing digits of the file name, as an int.
+
+    ``train2017/000000082363.jpg`` -> 82363, ``objects365_v2_01805760.jpg`` -> 1805760; None when the name does
+    not end in digits.
+    """
+    match = _TRAILING_DIGITS.search(PurePosixPath(image.replace("\\", "/")).stem)
+    return int(match.group(1)) if match else None
+
+
+def with_image_id(record: dict[str, Any], image: str) -> dict[str, Any]:
+    """`record` with ``image_id`` derived from the file name when it has none (and the name gives one)."""
+    if record.get("image_id") is not None:
+        return record
+    image_id = image_id_from_name(image)
+    return record if image_id is None else {**record, "image_id": image_id}
 
 
 def dedupe(items: Sequence[GenerationItem]) -> list[GenerationItem]:

@@ -8,8 +8,11 @@ from vigc.generation.vic import QAResult
 
 
 def compat_record_fields(result: QAResult) -> dict[str, Any]:
-    """The fields the original added to each input record (`InstructBlipLLavaVIGTask.valid_step`)."""
-    return {
+    """The fields the original added to each input record (`InstructBlipLLavaVIGTask.valid_step`).
+
+    `answer_given_question` is left out when there is none (default VIC mode writes no uncorrected answer).
+    """
+    fields = {
         "instruction": result.instruction,
         "whole_text": result.whole_text,
         "answer": result.answer,
@@ -18,6 +21,9 @@ def compat_record_fields(result: QAResult) -> dict[str, Any]:
         "question": result.question,
         "answer_lst": result.answer_lst,
     }
+    if result.answer_given_question is None:
+        del fields["answer_given_question"]
+    return fields
 
 
 def vic_record_fields(result: QAResult) -> dict[str, Any]:

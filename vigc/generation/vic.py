@@ -73,7 +73,8 @@ class QAResult:
         question: parsed question (None when VIG gave no QA pair).
         original_answer: the VIG answer, kept for comparison.
         answer: the corrected answer (accepted units joined).
-        answer_given_question: full output of the first VIC step.
+        answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
+            step stops after one sentence.
         whole_text: the last prompt plus the last accepted unit (the original's `current_text`).
         answer_lst: accepted units in paragraph mode (empty otherwise, as in the original).
         steps: every accepted unit, in order.
@@ -310,9 +311,9 @@ def _accept_unit(
     result: QAResult, text: str, ids: torch.Tensor, stop: SentenceStop, decoding: DecodingSettings, last: bool
 ) -> bool:
     """Record one VIC step; returns whether the sample continues."""
+    # No `answer_given_question` here: the original's was the first step's whole output (an uncorrected answer);
+    # ours stops at the first sentence and ends in the stop rule's look-ahead word, a fragment, so it stays unset.
     result.step_outputs.append(text)
-    if result.answer_given_question is None:
-        result.answer_given_question = text
     unit = stop.unit(text)
     if not unit:
         result.stop_reason = "empty"
