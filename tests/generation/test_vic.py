@@ -10,6 +10,7 @@ from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.records_format import compat_record_fields
+from vigc.generation.sentences import split_sentences
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import DEFAULT_DIMS, vigc_default
@@ -112,3 +113,37 @@ def test_default_beam_search_rows_do_not_mix() -> None:
         assert [r.answer for r in batched] == [r.answer for r in alone]
         assert [r.steps for r in batched] == [r.steps for r in alone]
         assert all(r.valid and r.answer for r in batched)
+
+
+def test_verify_keeps_vig_sentences_unless_a_rewrite_clearly_wins() -> None:
+    """An unreachable margin gives VIG's answer back sentence for sentence; margin 0 takes every rewrite that
+    differs and scores higher, and records which (descriptions of the default model, where VIC rewrites some)."""
+    model = vigc_default()
+    processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(16, 777)])
+    decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
+    instructions = [GENERATION_INSTRUCTIONS["desc"]] * 16
+    keep = vig_vic(model, pixels, instructions, VICSettings(mode="verify", vig_decoding=decoding, verify_margin=1e9))
+    take = vig_vic(model, pixels, instructions, VICSettings(mode="verify", vig_decoding=decoding, verify_margin=0))
+    rewrites = 0
+    for kept, taken in zip(keep, take, strict=True):
+        drafts = split_sentences(kept.original_answer or "")
+        assert kept.steps == drafts and kept.answer == " ".join(drafts) and kept.rewritten == []
+        assert kept.stop_reason == "verified" and len(kept.step_prompts) == len(drafts) + 1
+        assert len(taken.steps) == len(drafts)
+        for k, (draft, step) in enumerate(zip(drafts, taken.steps, strict=True)):
+            assert (step != draft) == (k in taken.rewritten)
+        rewrites += len(taken.rewritten)
+    assert rewrites > 0
+
+
+def test_continuation_logprobs_do_not_depend_on_the_batch(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
+    embeds = parity_model.encode_images(pixels[:3])
+    prompts = ["what is it? Answer:", "a much longer prompt about the image and its colours. Answer:", "Q"]
+    texts = ["it is red.", "the image is simple and small.", "x"]
+    together = parity_model.continuation_logprobs(embeds, prompts, texts)
+    alone = torch.cat(
+        [parity_model.continuation_logprobs(embeds[i : i + 1], prompts[i : i + 1], texts[i : i + 1]) for i in range(3)]
+    )
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    assert bool((together < 0).all())

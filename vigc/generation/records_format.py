@@ -35,4 +35,5 @@ def vic_record_fields(result: QAResult) -> dict[str, Any]:
         "vic_step_prompts": result.step_prompts,
         "vic_step_outputs": result.step_outputs,
         "stop_reason": result.stop_reason,
+        **({"vic_rewritten": result.rewritten} if result.stop_reason == "verified" else {}),
     }

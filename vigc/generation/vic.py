@@ -1,6 +1,6 @@
 """VIG (write a question and answer) followed by VIC (rewrite the answer a sentence at a time).
 
-Two behaviours, chosen by `VICSettings.mode`:
+Three behaviours, chosen by `VICSettings.mode`:
 
 * `compat` is the original `InstructBlipLLavaVIGTask.valid_step`: `answer_length` fixed VIC steps, each decoding a
   full `max_len` output and keeping the text before the first "." (or the first `\\n\\n` block in paragraph mode),
@@ -9,6 +9,11 @@ Two behaviours, chosen by `VICSettings.mode`:
   sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or `max_sentences`,
   splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch, and rejects
   invalid or empty QA instead of writing them.
+* `verify` (beyond the original) re-reads the image for each sentence of VIG's answer: a VIC step writes its own
+  version of that sentence from the question and the sentences accepted so far, and VIG's sentence is replaced
+  only when the rewrite is clearly more likely under that same re-read (`verify_margin`, in mean log-probability
+  per token). The answer keeps VIG's sentence count; rows without a VIG answer (a user's own question) get the
+  default mode's VIC.
 
 Before every VIC step the Q-Former reads the image again with the text so far as its instruction: the prompt is
 both the Q-Former text and the LLM prompt.
@@ -23,11 +28,11 @@ import torch
 
 from vigc.errors import ConfigError
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.sentences import SentenceStop, first_paragraph, join_units
+from vigc.generation.sentences import SentenceStop, first_paragraph, join_units, split_sentences
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import GenerationOutput, VIGCModel
 
-MODES = ("default", "compat")
+MODES = ("default", "compat", "verify")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class VICSettings:
     """How VIG + VIC runs. Every default lives here.
 
     Args:
-        mode: "default" or "compat" (the original's algorithm, exactly).
+        mode: "default", "compat" (the original's algorithm, exactly) or "verify" (keep VIG's sentences unless a
+            re-read clearly prefers a rewrite).
         answer_length: compat: number of VIC steps after VIG.
         max_sentences: default: most sentences per answer.
         gen_style: "vig" (VIC prompt = instruction + question) or "vic" (the question alone).
@@ -44,6 +50,8 @@ class VICSettings:
         vig_decoding: decoding of the VIG step (and, in compat, of every step).
         vic_decoding: default: decoding of the VIC steps (None: same as `vig_decoding`).
         reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
+        verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
+            sentence, both read after the same VIC prompt, to replace it.
     """
 
     mode: str = "default"
@@ -55,12 +63,17 @@ class VICSettings:
     vig_decoding: DecodingSettings = field(default_factory=DecodingSettings)
     vic_decoding: DecodingSettings | None = None
     reencode_images: bool = False
+    verify_margin: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"VIC mode must be one of {MODES}, got {self.mode!r}.")
         if self.gen_style not in ("vig", "vic"):
             raise ConfigError(f"gen_style must be 'vig' or 'vic', got {self.gen_style!r}.")
+        if self.mode == "verify" and self.in_section:
+            raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
+        if self.verify_margin < 0:
+            raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
 
 
 @dataclass
@@ -81,7 +94,9 @@ class QAResult:
         step_prompts: the prompt of every step, VIG first.
         step_outputs: every VIC step's raw output.
         valid: whether the sample is usable data.
-        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig").
+        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig",
+            "verified").
+        rewritten: verify: indices of the VIG sentences that VIC replaced.
     """
 
     instruction: str
@@ -97,6 +112,7 @@ class QAResult:
     step_outputs: list[str] = field(default_factory=list)
     valid: bool = True
     stop_reason: str = ""
+    rewritten: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -182,6 +198,8 @@ def vic_steps(
     """
     if settings.mode == "compat":
         _compat_vic(model, image_embeds, results, list(bases), settings, stats, pixels)
+    elif settings.mode == "verify":
+        _verify_vic(model, image_embeds, results, bases, settings, stats)
     else:
         _default_vic(model, image_embeds, results, bases, settings, stats)
 
@@ -301,6 +319,60 @@ def _default_vic(
         active = still
     for result, base in zip(results, bases, strict=True):
         _finish_default(result, base, s.in_section)
+
+
+def _verify_vic(
+    model: VIGCModel,
+    embeds: torch.Tensor,
+    results: list[QAResult],
+    bases: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+) -> None:
+    """For each VIG sentence: a VIC step writes its own; VIG's stays unless the rewrite is clearly more likely."""
+    drafts = [split_sentences(r.original_answer or "")[: s.max_sentences] for r in results]
+    unchecked = [i for i, draft in enumerate(drafts) if not draft]
+    if unchecked:  # no VIG answer to verify (a user's own question): VIC writes one
+        own = [results[i] for i in unchecked]
+        _default_vic(model, embeds[unchecked], own, [bases[i] for i in unchecked], s, stats)
+    decoding = s.vic_decoding or s.vig_decoding
+    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
+    for step in range(max((len(d) for d in drafts), default=0)):
+        active = [i for i, draft in enumerate(drafts) if step < len(draft)]
+        prompts = [_vic_prompt(bases[i], results[i].steps, False) for i in active]
+        out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
+        rewrites = [stop.unit(texts[0]) for texts in out.texts]
+        prefer = _prefer_rewrites(model, embeds[active], prompts, [drafts[i][step] for i in active], rewrites, s)
+        for row, i in enumerate(active):
+            results[i].step_prompts.append(prompts[row])
+            results[i].step_outputs.append(out.texts[row][0])
+            results[i].steps.append(rewrites[row] if prefer[row] else drafts[i][step])
+            if prefer[row]:
+                results[i].rewritten.append(step)
+    for i, draft in enumerate(drafts):
+        if draft:
+            results[i].stop_reason = "verified"
+            _finish_default(results[i], bases[i], False)
+
+
+def _prefer_rewrites(
+    model: VIGCModel,
+    embeds: torch.Tensor,
+    prompts: list[str],
+    drafts: list[str],
+    rewrites: list[str],
+    s: VICSettings,
+) -> list[bool]:
+    """Whether each rewrite beats its draft by `verify_margin`, both scored after the same prompt."""
+    prefer = [False] * len(drafts)
+    differ = [row for row, (draft, new) in enumerate(zip(drafts, rewrites, strict=True)) if new and new != draft]
+    if differ:
+        rows = differ + differ
+        texts = [drafts[row] for row in differ] + [rewrites[row] for row in differ]
+        scores = model.continuation_logprobs(embeds[rows], [prompts[row] for row in rows], texts).tolist()
+        for k, row in enumerate(differ):
+            prefer[row] = scores[len(differ) + k] - scores[k] > s.verify_margin
+    return prefer
 
 
 def _vic_prompt(base: str, units: list[str], paragraphs: bool) -> str:

@@ -375,6 +375,31 @@ class VIGCModel(nn.Module):
         return [text.strip() for text in self.llm_tokenizer.batch_decode(ids.tolist(), for_generation=True)]
 
     @torch.no_grad()
+    def continuation_logprobs(
+        self, image_embeds: torch.Tensor, prompts: Sequence[str], continuations: Sequence[str]
+    ) -> torch.Tensor:
+        """Mean log-probability per token of each continuation after `[visual prefix][prompt]` (no EOS counted).
+
+        The layout is training's (`build_lm_batch`: the continuation tokenized on its own, the prompt truncated
+        from the left to `max_txt_len`), i.e. how the model learnt to write the text after a prompt.
+
+        Args:
+            image_embeds: (B, N, Dv) from `encode_images`.
+            prompts: B prompts (also the Q-Former text).
+            continuations: B texts to score.
+
+        Returns:
+            (B,) float32 mean token log-probabilities.
+        """
+        prefix = self.visual_prefix(image_embeds, list(prompts))
+        batch = self.build_lm_batch(prefix.embeds, list(prompts), list(continuations))
+        labels = batch.labels[:, 1:].masked_fill(batch.labels[:, 1:] == self.llm_tokenizer.eos_token_id, IGNORE_INDEX)
+        token_nll = F.cross_entropy(
+            self._lm_logits(batch)[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
+        )  # (B, T - 1), zero where ignored
+        return -token_nll.sum(1) / (labels != IGNORE_INDEX).sum(1).clamp(min=1)
+
+    @torch.no_grad()
     def rank_candidates(
         self, image_embeds: torch.Tensor, prompt: str, candidates: Sequence[str], reduction: str = "sum"
     ) -> RankOutput:

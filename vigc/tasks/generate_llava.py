@@ -185,6 +185,7 @@ def instruct_blip_llava_vig(
     in_section: bool = False,
     vic_mode: str = "default",
     max_sentences: int = 8,
+    verify_margin: float = 0.5,
     samples_per_image: int = 1,
     diversity: str = "sampling",
     sample_temperature: float = 0.9,
@@ -205,8 +206,10 @@ def instruct_blip_llava_vig(
         gen_style: "vig" or "vic" (VIC prompt with or without the instruction).
         last_infer_all: compat: the last step keeps its whole output.
         in_section: paragraph steps instead of sentences.
-        vic_mode: "default" (faster, stops per sentence, drops bad QA) or "compat" (the original, exactly).
-        max_sentences: default mode: most sentences per answer.
+        vic_mode: "default" (faster, stops per sentence, drops bad QA), "compat" (the original, exactly) or
+            "verify" (VIC re-reads each VIG sentence and replaces only those it clearly writes otherwise).
+        max_sentences: default and verify modes: most sentences per answer.
+        verify_margin: verify mode: how much more likely (mean log-probability per token) a rewrite must be.
         samples_per_image: QA per image (keys end in #<task>#<index>).
         diversity: how samples after the first differ: "sampling" or "instructions".
         sample_temperature: sampling temperature of later samples.
@@ -228,6 +231,7 @@ def instruct_blip_llava_vig(
         mode=vic_mode,
         answer_length=answer_length,
         max_sentences=max_sentences,
+        verify_margin=verify_margin,
         gen_style=gen_style,
         in_section=in_section,
         last_infer_all=last_infer_all,
