@@ -24,6 +24,7 @@ setup(
         "transformers>=5.0,<6",
         "sentencepiece",
         "safetensors",
+        "huggingface_hub",  # Hugging Face names as weight paths, from the local cache (transformers needs it too)
         "omegaconf>=2.3",
         "tqdm",
         "pillow",

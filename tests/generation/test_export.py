@@ -154,10 +154,17 @@ def test_merge_tool_merges_shards_and_writes_original_and_llava_files(
 
 
 def test_merge_tool_writes_question_json_for_the_question_task(tmp_path: Path) -> None:
-    records = [{"key": f"{i}.jpg", "image": f"{i}.jpg", "question": f"q{i}?", "ori_answer": "a"} for i in range(4)]
+    records = [
+        {"key": f"{i}.jpg", "image": f"{i}.jpg", "question": f"q{i}?", "ori_answer": "a"}
+        | {"question_answer": f"Question: q{i}? Answer: a"}  # the raw output: the original's question.json parses it
+        for i in range(4)
+    ]
     run_dir = _make_sharded_run(tmp_path, "vqg_question", records, shards=2)
     assert main([str(run_dir)]) == 0
     assert [e["question"] for e in _load(run_dir / "question.json")] == ["q0?", "q1?", "q2?", "q3?"]
+    assert _load(run_dir / "result" / "question.json") == [
+        {"image": f"{i}.jpg", "question": f"q{i}?", "ori_answer": "a"} for i in range(4)
+    ]
 
 
 def test_merge_tool_bad_input_exits_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

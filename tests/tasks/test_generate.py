@@ -111,6 +111,10 @@ def test_a_run_writes_records_original_files_and_llava_export(
         assert record["provenance"]["vic"]["mode"] == "default"
     original = json.loads((run_dir / "llava_qa_result.json").read_text())
     assert len(original) == sum(r["valid"] for r in baseline)
+    result = json.loads((run_dir / "result" / "eval_epochbest.json").read_text())  # the original's file
+    assert [e["image"] for e in result] == [r["image"] for r in baseline if r["valid"]]
+    assert [e["image_id"] for e in result] == sorted({e["image_id"] for e in result})  # one per image_id
+    assert all(list(e)[:3] == ["image", "instruction", "image_id"] and "key" not in e for e in result)
     llava = json.loads((run_dir / "llava_train.json").read_text())
     assert llava and llava[0]["conversations"][0]["value"].startswith("<image>\n")
     assert json.loads((run_dir / "run.json").read_text())["task"] == "llava_vig"
@@ -141,6 +145,8 @@ def test_sigkill_and_resume_gives_each_record_exactly_once(
             handle.write('{"key": "photo 07.png#conv#0", "answ')
     evaluate("--cfg-path", str(cfg), "--run-id", "killed")
     assert merged(run_dir) == baseline
+    result = "result/eval_epochbest.json"
+    assert (run_dir / result).read_text() == (tmp / "out" / "baseline" / result).read_text()
 
 
 def test_torchrun_two_processes_give_the_same_records(setup: tuple[Path, Path, Path], baseline: list[dict]) -> None:
@@ -201,6 +207,10 @@ def test_question_pass_then_answer_pass(reference_fixture: Path, tmp_path: Path)
     evaluate("--cfg-path", str(write_config(tmp_path, reference_fixture, images, gq)), "--run-id", "gq")
     questions = json.loads((tmp_path / "out" / "gq" / "question.json").read_text())
     assert questions and all(set(q) >= {"image", "question", "ori_answer"} for q in questions)
+    original = json.loads((tmp_path / "out" / "gq" / "result" / "question.json").read_text())
+    assert original == [{k: q[k] for k in ("image", "question", "ori_answer")} for q in questions]
+    gq_result = json.loads((tmp_path / "out" / "gq" / "result" / "eval_epochbest.json").read_text())
+    assert len(gq_result) == 3 and all(e["question_answer"].startswith("Question: ") for e in gq_result)
     ga = {"task": "instruct_blip_vqg", "generate_task": "ga", "generate_cfg": {"max_len": 10, "num_beams": 3}}
     dataset = {
         "instruct_blip_given_q_coco2017_vig_test": {
@@ -213,6 +223,8 @@ def test_question_pass_then_answer_pass(reference_fixture: Path, tmp_path: Path)
     evaluate("--cfg-path", str(write_config(tmp_path, reference_fixture, images, ga, dataset)), "--run-id", "ga")
     answers = json.loads((tmp_path / "out" / "ga" / "question_answer.json").read_text())
     assert len(answers) == len(questions)
+    original_answers = json.loads((tmp_path / "out" / "ga" / "result" / "question_answer.json").read_text())
+    assert original_answers == answers  # one question per image here, so de-duplication changes nothing
     for entry in answers:
         assert len(entry["answer"]) == len(entry["weight"]) == 3
         assert entry["weight"] == sorted(entry["weight"], reverse=True)

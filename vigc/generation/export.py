@@ -1,18 +1,20 @@
-"""Exports of merged generation records: the original's result files, and LLaVA's training format.
+"""Exports of merged generation records: our original-style files, and LLaVA's training format.
 
-Original-format files, written into the run folder by task (``run.json`` field ``task``):
+Original-style files, written into the run folder by task (``run.json`` field ``task``), not de-duplicated:
 
 * ``llava_vig`` -> ``llava_qa_result.json``: each input record plus ``instruction``, ``question``, ``answer``,
   ``original_answer``, ``answer_given_question``, ``whole_text``, ``answer_lst`` (and our extra fields).
-* ``vqg_question`` (gq) -> ``question.json``: ``{"image", "question", "ori_answer"}`` (+ ``image_id`` when known).
+* ``vqg_question`` (gq) -> ``question.json``: ``{"image", "question", "ori_answer"}`` (+ ``image_id`` when known),
+  the input of the ga pass.
 * ``vqg_answer`` (ga) -> ``question_answer.json``: ``{"image", "image_id", "question", "weight": [...],
   "answer": [...]}``, the input format of the COCO-pseudo training set.
 
-The original wrote the LLaVA-style result as ``<result_dir>/<split>_epoch<epoch>.json`` (``InstructBlipLLavaVIGTask``'s
-``save_result``; e.g. ``test_epochbest.json`` from ``evaluate.py``), a name that says nothing; ours is
-``llava_qa_result.json``. Like the original, only valid samples are exported (a parsed question; ``valid`` not
-false), here without our bookkeeping fields (``key``, ``valid``, ``provenance``: run.json holds it once). Unlike the
-original, nothing is de-duplicated by ``image_id``: records arrive unique by key. ``question.json`` also carries
+The original's own files, with its names, fields and de-duplication by ``image_id``, are written beside these into
+``result/`` (``result/eval_epochbest.json``, and ``result/question.json`` / ``result/question_answer.json``): see
+`vigc.generation.result_files`. ``llava_qa_result.json`` is deprecated (kept so existing scripts keep working; it
+will be removed): like ``result/eval_epochbest.json`` it holds the valid samples only, but with every input and
+record field except our bookkeeping (``key``, ``valid``, ``provenance``: run.json holds it once) and nothing
+de-duplicated by ``image_id`` (records arrive unique by key). ``question.json`` also carries
 ``image_id`` when the input had one, so the ga pass can write it without parsing file names (the original's
 ``int(file_name[:-4])`` crashed on other names); without one, the trailing digits of the file name are used, else
 the image path.
@@ -40,6 +42,7 @@ __all__ = [
     "ExportSummary",
     "export_llava",
     "export_original",
+    "image_id_from_path",
     "llava_conversation",
     "llava_result_entries",
     "question_answer_entries",
@@ -79,7 +82,7 @@ class ExportSummary:
 
 
 def export_original(task: str, records: Iterable[Mapping[str, Any]], run_dir: Path) -> ExportSummary:
-    """Write the original-format file of `task` (see the module docstring) into `run_dir`.
+    """Write the original-style file of `task` (see the module docstring) into `run_dir`.
 
     Raises:
         ExportError: On an unknown task or a malformed ga record.
@@ -142,7 +145,7 @@ def question_answer_entries(records: Iterable[Mapping[str, Any]]) -> Entries:
             )
         image, question, image_id = _required(record, "image"), _required(record, "question"), record.get("image_id")
         if image_id is None:
-            image_id, derived_ids = _image_id_from_path(image), derived_ids + 1
+            image_id, derived_ids = image_id_from_path(image), derived_ids + 1
         entries.append(
             {"image": image, "image_id": image_id, "question": question, "weight": weights, "answer": answers}
         )
@@ -217,7 +220,7 @@ def _required(record: Mapping[str, Any], name: str) -> Any:
     return record[name]
 
 
-def _image_id_from_path(image: str) -> int | str:
+def image_id_from_path(image: str) -> int | str:
     """The original's id from the file name (``000000082363.jpg`` -> 82363), else the path."""
     image_id = image_id_from_name(image)
     return image if image_id is None else image_id

@@ -10,7 +10,8 @@ both) appends one line per record, flushed and fsync-ed, to its own file of a ru
         records.shard2of8.jsonl           (--shard 2/8; "records.shard2of8.rank0.jsonl" with torchrun too)
         errors.rank0.jsonl ...            {"key", "image", "reason", "time"}: images that failed
         merged.jsonl                      every record once, sorted by key (`merge_run`)
-        llava_qa_result.json | question.json | question_answer.json   the original's format (`vigc.generation.export`)
+        llava_qa_result.json | question.json | question_answer.json   original-style exports (`vigc.generation.export`)
+        result/eval_epochbest.json ...    the original's own files (`vigc.generation.result_files`)
 
 Run ids are ``YYYYmmdd-HHMMSS-<6 hex>`` (`new_run_id`); pass the id of an earlier run (``--run-id`` /
 ``run.run_id``) to resume it. In a torchrun job rank 0 chooses the id and the caller broadcasts it

@@ -26,6 +26,7 @@ from transformers import (
 from vigc.config import validate_builder_kwargs
 from vigc.errors import ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
+from vigc.models.hub_names import resolve_weight_paths
 from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
 from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
 from vigc.models.vigc_model import VIGCModel
@@ -184,8 +185,19 @@ def vigc_model(
             lora_dropout, target_modules), added before the checkpoints load so a LoRA checkpoint fills them.
     """
     dtype = _dtype(precision)
-    files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
-    files["model.finetuned"] = finetuned if load_finetuned else None
+    resolved = resolve_weight_paths(
+        {
+            "model.llm_model": llm_model,
+            "model.qformer_tokenizer": qformer_tokenizer,
+            "model.vit_model": vit_model,
+            "model.pretrained": pretrained if load_pretrained else None,
+            "model.finetuned": finetuned if load_finetuned else None,
+        },
+        folders=("model.llm_model", "model.qformer_tokenizer"),
+    )  # Hugging Face names (wufan/vigc7b_minigpt4_llava, ...) → their files in the local cache; local paths stay
+    llm_model, qformer_tokenizer = resolved.pop("model.llm_model") or "", resolved.pop("model.qformer_tokenizer") or ""
+    files = resolved
+    vit_model, pretrained, finetuned = files["model.vit_model"], files["model.pretrained"], files["model.finetuned"]
     check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
     llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)

@@ -6,8 +6,10 @@ once they are done, run::
     python -m vigc.tools.merge_records RUN_DIR [--llava-export PATH]
 
 It reads the task from ``RUN_DIR/run.json`` (``llava_vig``, ``vqg_question`` or ``vqg_answer``), writes
-``merged.jsonl`` (each key once, sorted) and the task's original file (``llava_qa_result.json``,
-``question.json`` or ``question_answer.json``), and optionally LLaVA's training format. Safe to run again, and
+``merged.jsonl`` (each key once, sorted), the task's file (``llava_qa_result.json`` (deprecated), ``question.json``
+or ``question_answer.json``), the original's files in ``result/`` (``eval_epochbest.json``, and ``question.json``
+or ``question_answer.json`` for the OKVQA passes; see `vigc.generation.result_files`) and optionally LLaVA's
+training format. Safe to run again, and
 on a crashed or unfinished run (it warns when writers are still running). Exit codes: 0 done, 2 bad input.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from vigc.errors import VIGCError
 from vigc.generation.export import TASKS, ExportError, ExportSummary, export_llava, export_original
 from vigc.generation.records import busy_record_files, merge_run, read_errors, read_run_info
+from vigc.generation.result_files import write_result_files
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def merge(run_dir: Path, llava_export: Path | None = None) -> list[str]:
     if busy:
         logger.warning("%d writer(s) still running (%s); the merge is partial", len(busy), busy[0].name)
     records = merge_run(run_dir)
-    summaries = [export_original(task, records, run_dir)]
+    summaries = [export_original(task, records, run_dir), *write_result_files(task, records, run_dir)]
     if llava_export is not None:
         summaries.append(export_llava(records, llava_export))
     done = {record["key"] for record in records}
