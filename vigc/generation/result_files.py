@@ -62,6 +62,9 @@ EVAL_RESULT_FILE = "eval_epochbest.json"  # save_result's "{split}_epoch{epoch}.
 QUESTION_FILE = "question.json"
 QUESTION_ANSWER_FILE = "question_answer.json"
 LLAVA_RESULT_FIELDS = ("whole_text", "answer", "original_answer", "answer_given_question", "question", "answer_lst")
+# Written by compat VIC only: the default mode's first step stops after one sentence, so it has no whole
+# uncorrected answer to report.
+OPTIONAL_RESULT_FIELDS = frozenset({"answer_given_question"})
 
 Entry = dict[str, Any]
 
@@ -163,7 +166,8 @@ def _llava_entry(record: Mapping[str, Any]) -> Entry | None:
         return None  # the original appended valid samples only
     entry = {"image": _field(record, "image"), "instruction": _field(record, "instruction")}
     entry["image_id"] = _image_id(record)
-    return entry | {name: _field(record, name) for name in LLAVA_RESULT_FIELDS}
+    fields = [name for name in LLAVA_RESULT_FIELDS if name in record or name not in OPTIONAL_RESULT_FIELDS]
+    return entry | {name: _field(record, name) for name in fields}
 
 
 def _question_pass_entry(record: Mapping[str, Any]) -> Entry:

@@ -45,9 +45,15 @@ def hub_cache_dir() -> Path:
 
 
 def parse_hub_name(value: str) -> tuple[str, str | None] | None:
-    """``owner/name[/file]`` → (repository id, file in it or None); None for anything else."""
+    """``owner/name`` or ``owner/name/<path to a checkpoint file>`` → (repository id, file or None); else None."""
     match = _HUB_NAME.match(value.strip())
-    return (match["repo"], match["file"]) if match else None
+    if not match:
+        return None
+    # A longer path is a file in a repository only when it names a checkpoint file: `path/to/your/weight` (the
+    # shipped configs' placeholders) is a missing local path, reported with the other keys to set.
+    if match["file"] is not None and not match["file"].endswith(CHECKPOINT_SUFFIXES):
+        return None
+    return match["repo"], match["file"]
 
 
 def resolve_weight_path(value: str | None, config_key: str, *, folder: bool = False) -> str | None:
