@@ -19,8 +19,10 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(argv) == 0
     assert torch.get_num_threads() == threads  # the caller's setting is left alone (other tests compare bitwise)
     table = capsys.readouterr().out
-    for row in ("| VIG only (original_answer) |", "| compat VIC (answer) |", "| default VIC (answer) |"):
-        assert row in table
+    for task in ("all", "conv", "desc", "comp"):
+        for row in ("VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"):
+            assert f"| {task} | {row} |" in table
+    assert "| task | answers | s1 |" in table and "| mode | task | questions | distinct/100 |" in table
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 3 * 3 * 2  # scenes x tasks x modes
     assert {r["mode"] for r in records} == {"compat", "default"} and all(r["question"] for r in records)
@@ -28,7 +30,14 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
 
     truth = write_dataset(tmp_path / "scenes", 3, 999)  # the same held-out scenes, with their ground truth on disk
     assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth)]) == 0
-    assert "18 records from" in capsys.readouterr().out
+    rescored = capsys.readouterr().out
+    assert "18 records from" in rescored
+    assert rescored.split("\n\n", 1)[1] == table.split("\n\n", 1)[1]  # the same tables, after the header
+    assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {**json.loads((out / "report.json").read_text()), "header": data["header"]}
+    assert list(data["summary"]["all"]) == ["VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"]
+    assert data["diversity"]["default"]["all"]["questions"] == 9
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
