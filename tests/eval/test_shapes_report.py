@@ -50,5 +50,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no ground truth for image 'elsewhere.png'" in capsys.readouterr().err
     assert main(["--records", str(run), "--ground-truth", str(samples / "README.md")]) == 2
     assert "is not a scenes.json" in capsys.readouterr().err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["--records", str(tmp_path / "empty.jsonl"), "--ground-truth", str(samples)]) == 2
+    assert "no records in" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--records needs --ground-truth"):
         main(["--records", str(run)])

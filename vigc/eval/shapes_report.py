@@ -408,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.records is not None:
             records = read_records(args.records)
+            if not records:
+                raise ValueError(f"no records in {args.records}")
             scores = score_by_mode(records, read_scenes(args.ground_truth))
             header = f"{len(records)} records from {args.records}"
         else:
