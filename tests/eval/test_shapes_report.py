@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vigc.data.shapes import write_dataset
+from vigc.data.shapes import image_name, read_scenes, write_dataset
+from vigc.data.shapes_questions import QUESTION_TYPES
 from vigc.eval.shapes_report import main
 
 
@@ -55,3 +56,21 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no records in" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--records needs --ground-truth"):
         main(["--records", str(run)])
+
+
+def test_json_output_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = write_dataset(tmp_path / "scenes", 1, 5)
+    scene = read_scenes(truth)[image_name(5, 0)]
+    description = " ".join(QUESTION_TYPES["q_describe"].answer(scene, {}))
+    record = {"image": scene.image, "task": "desc", "question": "Describe the image in detail."}
+    run = tmp_path / "run.jsonl"
+    run.write_text(json.dumps({**record, "original_answer": description, "answer": description}) + "\n")
+    assert main(["--records", str(run), "--ground-truth", str(truth), "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert data["summary"]["desc"]["VIC (answer)"]["fully_correct"] == 1.0
+    assert data["summary"]["conv"]["VIC (answer)"]["fully_correct"] is None  # no conv records: undefined
+    assert data["diversity"]["run"]["desc"]["questions"] == 1
