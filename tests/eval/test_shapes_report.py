@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vigc.data.shapes import write_dataset
+from vigc.data.shapes import image_name, read_scenes, write_dataset
+from vigc.data.shapes_questions import QUESTION_TYPES
 from vigc.eval.shapes_report import main
 
 
@@ -19,8 +20,10 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(argv) == 0
     assert torch.get_num_threads() == threads  # the caller's setting is left alone (other tests compare bitwise)
     table = capsys.readouterr().out
-    for row in ("| VIG only (original_answer) |", "| compat VIC (answer) |", "| default VIC (answer) |"):
-        assert row in table
+    for task in ("all", "conv", "desc", "comp"):
+        for row in ("VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"):
+            assert f"| {task} | {row} |" in table
+    assert "| task | answers | s1 |" in table and "| mode | task | questions | distinct/100 |" in table
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 3 * 3 * 2  # scenes x tasks x modes
     assert {r["mode"] for r in records} == {"compat", "default"} and all(r["question"] for r in records)
@@ -28,7 +31,14 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
 
     truth = write_dataset(tmp_path / "scenes", 3, 999)  # the same held-out scenes, with their ground truth on disk
     assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth)]) == 0
-    assert "18 records from" in capsys.readouterr().out
+    rescored = capsys.readouterr().out
+    assert "18 records from" in rescored
+    assert rescored.split("\n\n", 1)[1] == table.split("\n\n", 1)[1]  # the same tables, after the header
+    assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {**json.loads((out / "report.json").read_text()), "header": data["header"]}
+    assert list(data["summary"]["all"]) == ["VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"]
+    assert data["diversity"]["default"]["all"]["questions"] == 9
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -41,5 +51,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no ground truth for image 'elsewhere.png'" in capsys.readouterr().err
     assert main(["--records", str(run), "--ground-truth", str(samples / "README.md")]) == 2
     assert "is not a scenes.json" in capsys.readouterr().err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["--records", str(tmp_path / "empty.jsonl"), "--ground-truth", str(samples)]) == 2
+    assert "no records in" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--records needs --ground-truth"):
         main(["--records", str(run)])
+
+
+def test_json_output_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = write_dataset(tmp_path / "scenes", 1, 5)
+    scene = read_scenes(truth)[image_name(5, 0)]
+    description = " ".join(QUESTION_TYPES["q_describe"].answer(scene, {}))
+    record = {"image": scene.image, "task": "desc", "question": "Describe the image in detail."}
+    run = tmp_path / "run.jsonl"
+    run.write_text(json.dumps({**record, "original_answer": description, "answer": description}) + "\n")
+    assert main(["--records", str(run), "--ground-truth", str(truth), "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert data["summary"]["desc"]["VIC (answer)"]["fully_correct"] == 1.0
+    assert data["summary"]["conv"]["VIC (answer)"]["fully_correct"] is None  # no conv records: undefined
+    assert data["diversity"]["run"]["desc"]["questions"] == 1

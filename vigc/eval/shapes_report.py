@@ -3,15 +3,29 @@
     python -m vigc.eval.shapes_report --model default --scenes 200 --seed 999
 
 draws `--scenes` scenes with a seed not used in training, generates one QA per scene and LLaVA task (conv, desc,
-comp) with VIG + VIC in both modes (`compat`: the original loop; `default`: ours) with the shipped decoding
-settings (5 beams, max_len 250, 4 VIC steps in compat), and prints the metrics of `vigc.eval.shapes_metrics` side
-by side for the VIG answer (`original_answer`, the same in both modes), the compat VIC answer and the default VIC
-answer. `--out DIR` also writes every record and the table.
+comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `default`: ours) with the shipped
+decoding settings (5 beams, max_len 250, 4 VIC steps in compat), scores every answer strictly against the
+scenes' ground truth (`vigc.eval.shapes_metrics`) and prints, per task and side by side for VIG's own answer
+(`original_answer`, the same in every mode), the compat VIC answer and the default VIC answer:
+
+* fully correct (valid question, every sentence true, the answering sentence, every listing exact, nothing twice),
+  answered (the answering sentence present), the shares of answers that omit a listed object, list an extra one
+  or list one twice, sentence precision, coverage, false claims per answer, CHAIR_i / CHAIR_s with and without
+  attributes, sentences per answer;
+* the error rate by sentence index (share of i-th sentences unparsed or false: does an answer drift late?);
+* question diversity per generation mode and task (distinct questions per 100, question-type entropy in bits).
+
+`--json` prints the same numbers as one JSON object instead of Markdown tables; `--out DIR` writes every record
+(`records.jsonl`) and the report (`report.md`, `report.json`).
 
     python -m vigc.eval.shapes_report --records output/default/<run id> --ground-truth vigc/assets/sample_images
 
 scores an existing generation run instead (e.g. `evaluate.py` on the packaged sample images, whose `scenes.json`
-lies beside them, or on images written by `python -m vigc.data.shapes`).
+lies beside them, on images written by `python -m vigc.data.shapes`, or a `records.jsonl` this report wrote): one
+VIC column per generation mode found in the records (`mode`, or the run's `provenance.vic.mode`).
+
+The answer columns come from `VIC_ANSWER_FIELDS` (VIC mode → the record field holding its answer): a new VIC
+mode is one entry there.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +48,77 @@ from vigc.data.shapes import make_scenes, read_scenes
 from vigc.data.shapes_questions import TASKS
 from vigc.data.shapes_scene import Scene, render_scene
 from vigc.errors import VIGCError
-from vigc.eval.shapes_metrics import QAScore, Summary, score_record, summarize
+from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 
-__all__ = ["ModeRun", "format_table", "generate_records", "main", "read_records", "score_records"]
+__all__ = [
+    "VIC_ANSWER_FIELDS",
+    "AnswerSource",
+    "ModeRun",
+    "answer_sources",
+    "format_report",
+    "generate_records",
+    "main",
+    "read_records",
+    "report_data",
+    "score_by_mode",
+    "score_records",
+]
 
 logger = logging.getLogger(__name__)
 
+# VIC mode → the record field that holds its answer (VIG's own answer is always "original_answer").
+VIC_ANSWER_FIELDS: dict[str, str] = {"compat": "answer", "default": "answer"}
+VIG_FIELD = "original_answer"
+ALL_TASKS = "all"
+
+# Summary field → column label; the values are percentages except the per-answer means in `_MEANS`.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("parse_rate", "parse"),
     ("question_valid", "q valid"),
-    ("correct", "correct"),
-    ("conclusion_correct", "conclusion"),
+    ("fully_correct", "fully correct"),
+    ("answered", "answered"),
+    ("omitted", "omits"),
+    ("extra", "extra"),
+    ("listed_twice", "twice"),
     ("sentence_precision", "sent prec"),
     ("coverage", "coverage"),
+    ("false_claims", "false/ans"),
     ("chair_i", "CHAIR_i"),
     ("chair_s", "CHAIR_s"),
     ("chair_i_attr", "CHAIR_i+attr"),
     ("chair_s_attr", "CHAIR_s+attr"),
     ("sentences_per_answer", "sent/ans"),
 )
+_MEANS = ("false_claims", "sentences_per_answer")
+MAX_CURVE_SENTENCES = 10  # columns of the sentence-index table (the JSON holds every index)
+
+
+@dataclass(frozen=True)
+class AnswerSource:
+    """One answer column: the answers in `field` of the records generated in `mode`.
+
+    Attributes:
+        label: Row name in the report.
+        mode: The generation mode of the records (None: a run that does not say).
+        field: The record field holding the answer.
+    """
+
+    label: str
+    mode: str | None
+    field: str
+
+
+def answer_sources(modes: Sequence[str | None]) -> list[AnswerSource]:
+    """VIG's own answers (from the last mode's records: VIG is the same in every mode), then each mode's VIC answer."""
+    sources = [AnswerSource(f"VIG only ({VIG_FIELD})", modes[-1], VIG_FIELD)]
+    for mode in modes:
+        field = VIC_ANSWER_FIELDS.get(mode, "answer") if mode else "answer"
+        sources.append(AnswerSource(f"{mode} VIC ({field})" if mode else f"VIC ({field})", mode, field))
+    return sources
 
 
 @dataclass
@@ -64,7 +126,7 @@ class ModeRun:
     """One generation mode's records and cost.
 
     Attributes:
-        mode: "compat" or "default".
+        mode: A key of `VIC_ANSWER_FIELDS`.
         records: One record per (scene, task).
         seconds: Wall time of the generation.
         stats: Decoding work done.
@@ -106,45 +168,135 @@ def _record(scene: Scene, task: str, mode: str, result: QAResult) -> dict[str, A
         "question": result.question,
         "original_answer": result.original_answer,
         "answer": result.answer,
+        # the mode's own answer field, when it is not "answer"
+        VIC_ANSWER_FIELDS[mode]: getattr(result, VIC_ANSWER_FIELDS[mode]),
         "valid": result.valid,
         "stop_reason": result.stop_reason,
         "vig_output": result.vig_output,
     }
 
 
-def score_records(records: Sequence[dict[str, Any]], scenes: dict[str, Scene]) -> list[QAScore]:
-    """Score records against the scene of their image (matched by file name)."""
+def score_records(
+    records: Sequence[dict[str, Any]], scenes: dict[str, Scene], fields: Sequence[str] = (VIG_FIELD, "answer")
+) -> list[QAScore]:
+    """Score the answer `fields` of records against the scene of their image (matched by file name)."""
     scored = []
     for record in records:
         scene = scenes.get(Path(str(record["image"])).name)
         if scene is None:
             raise ValueError(f"no ground truth for image {record['image']!r}: is --ground-truth the images' scenes?")
-        scored.append(score_record(record, scene))
+        scored.append(score_record(record, scene, fields))
     return scored
 
 
-def _cell(value: float) -> str:
+def _record_mode(record: dict[str, Any]) -> str | None:
+    """The VIC mode a record was generated in: ours say it; a generation run's provenance does."""
+    if record.get("mode"):
+        return str(record["mode"])
+    provenance = record.get("provenance")
+    vic = provenance.get("vic") if isinstance(provenance, dict) else None
+    return str(vic["mode"]) if isinstance(vic, dict) and vic.get("mode") else None
+
+
+def score_by_mode(records: Sequence[dict[str, Any]], scenes: dict[str, Scene]) -> dict[str | None, list[QAScore]]:
+    """Records grouped by generation mode (known modes first), each scored on VIG's answer and its mode's answer."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(_record_mode(record), []).append(record)
+    order = [m for m in VIC_ANSWER_FIELDS if m in groups] + [m for m in groups if m not in VIC_ANSWER_FIELDS]
+    return {
+        mode: score_records(groups[mode], scenes, (VIG_FIELD, VIC_ANSWER_FIELDS.get(mode or "", "answer")))
+        for mode in order
+    }
+
+
+def _by_task(scores: Sequence[QAScore]) -> dict[str, list[QAScore]]:
+    tasks = {ALL_TASKS: list(scores)}
+    tasks.update({task: [s for s in scores if s.task == task] for task in TASKS})
+    return tasks
+
+
+def report_data(scores: dict[str | None, list[QAScore]]) -> dict[str, Any]:
+    """Every number of the report: per task ("all" first) and answer source; diversity per mode and task."""
+    sources = answer_sources(list(scores))
+    summary: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for task, task_scores in _by_task(scores[source.mode]).items():
+            summary.setdefault(task, {})[source.label] = summarize(task_scores, source.field).as_dict()
+            curve = error_by_sentence(task_scores, source.field)
+            curves.setdefault(task, {})[source.label] = [{"wrong": w, "total": n} for w, n in curve]
+    diversity = {
+        str(mode or "run"): {task: asdict(question_diversity(s)) for task, s in _by_task(mode_scores).items()}
+        for mode, mode_scores in scores.items()
+    }
+    return {
+        "records": sum(len(s) for s in scores.values()),
+        "answers": [asdict(s) for s in sources],
+        "summary": summary,
+        "sentence_errors": curves,
+        "diversity": diversity,
+    }
+
+
+def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
 
 
-def format_table(rows: Sequence[tuple[str, Summary]]) -> str:
-    """A Markdown table: one row per answer source, percentages (sentences per answer as a number)."""
-    header = ["answers", *(label for _, label in COLUMNS)]
+def _summary_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    header = ["task", "answers", *(label for _, label in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, summary in rows:
-        values = summary.as_dict()
-        cells = [_cell(values[key]) if key != "sentences_per_answer" else f"{values[key]:.2f}" for key, _ in COLUMNS]
-        lines.append("| " + " | ".join([name, *cells]) + " |")
+    for task, rows in summary.items():
+        for name, values in rows.items():
+            cells = [f"{values[k]:.2f}" if k in _MEANS else _pct(values[k]) for k, _ in COLUMNS]
+            lines.append("| " + " | ".join([task, name, *cells]) + " |")
     return "\n".join(lines)
 
 
-def _task_table(rows: Sequence[tuple[str, Sequence[QAScore], str]]) -> str:
-    header = "| answers | " + " | ".join(f"correct {t}" for t in TASKS) + " |"
-    lines = [header, "|" + "---|" * (len(TASKS) + 1)]
-    for name, scores, answer_field in rows:
-        cells = [_cell(summarize([s for s in scores if s.task == t], answer_field).correct) for t in TASKS]
-        lines.append("| " + " | ".join([name, *cells]) + " |")
+def _curve_table(curves: dict[str, dict[str, list[dict[str, int]]]]) -> str:
+    width = min(MAX_CURVE_SENTENCES, max((len(c) for rows in curves.values() for c in rows.values()), default=0))
+    header = ["task", "answers", *(f"s{i + 1}" for i in range(width))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task, rows in curves.items():
+        for name, curve in rows.items():
+            cells = [f"{_pct(p['wrong'] / p['total'])} ({p['total']})" for p in curve[:width]]
+            lines.append("| " + " | ".join([task, name, *cells, *[""] * (width - len(cells))]) + " |")
     return "\n".join(lines)
+
+
+def _diversity_table(diversity: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = ["| mode | task | questions | distinct/100 | type entropy (bits) | types |", "|---|---|---|---|---|---|"]
+    for mode, tasks in diversity.items():
+        for task, d in tasks.items():
+            entropy = "n/a" if math.isnan(d["type_entropy_bits"]) else f"{d['type_entropy_bits']:.2f}"
+            distinct = "n/a" if math.isnan(d["distinct_per_100"]) else f"{d['distinct_per_100']:.1f}"
+            lines.append(f"| {mode} | {task} | {d['questions']} | {distinct} | {entropy} | {len(d['types'])} |")
+    return "\n".join(lines)
+
+
+def format_report(data: dict[str, Any]) -> str:
+    """The report's Markdown tables: per task and answer source, the sentence-index curve, question diversity."""
+    return "\n\n".join(
+        [
+            "Per task and answer (percentages; false/ans and sent/ans per answer):",
+            _summary_table(data["summary"]),
+            "Error rate by sentence index (% of i-th sentences unparsed or false, and how many there are):",
+            _curve_table(data["sentence_errors"]),
+            "Question diversity:",
+            _diversity_table(data["diversity"]),
+        ]
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (undefined ratios) → null, so that the output is valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -190,36 +342,25 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     )
 
 
-def _report(runs: dict[str, tuple[list[QAScore], str]]) -> str:
-    rows = [(name, summarize(scores, answer_field)) for name, (scores, answer_field) in runs.items()]
-    tasks = [(name, scores, answer_field) for name, (scores, answer_field) in runs.items()]
-    return format_table(rows) + "\n\n" + _task_table(tasks)
-
-
-def _generate_report(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
+def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QAScore]], list[dict[str, Any]]]:
     model = _build_model(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
     runs = {mode: generate_records(model, scenes, _settings(mode, args), args.batch_size) for mode in args.modes}
-    scored = {mode: score_records(run.records, by_image) for mode, run in runs.items()}
-    table: dict[str, tuple[list[QAScore], str]] = {
-        "VIG only (original_answer)": (scored[args.modes[-1]], "original_answer")
-    }
-    for mode in args.modes:
-        table[f"{mode} VIC (answer)"] = (scored[mode], "answer")
+    records = [record for run in runs.values() for record in run.records]
     n = len(scenes) * len(TASKS)
-    timing = [
+    timing = "\n".join(
         f"{mode}: {run.seconds / n:.3f} s/QA, {run.stats.decoded_tokens / n:.0f} LLM tokens/QA (positions x beams), "
         f"{run.stats.vision_calls} vision-encoder calls"
         for mode, run in runs.items()
-    ]
+    )
     header = (
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
-        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {torch.get_num_threads()} threads"
+        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {torch.get_num_threads()} threads\n"
+        + timing
     )
-    text = header + "\n\n" + _report(table) + "\n\n" + "\n".join(timing)
-    return text, [record for run in runs.values() for record in run.records]
+    return header, score_by_mode(records, by_image), records
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -229,7 +370,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--finetuned", default=None, help="weights to apply over the model's")
     parser.add_argument("--scenes", type=int, default=200, help="held-out scenes")
     parser.add_argument("--seed", type=int, default=999, help="seed of the held-out scenes (training used 0)")
-    parser.add_argument("--modes", nargs="+", default=["compat", "default"], choices=["compat", "default"])
+    modes = list(VIC_ANSWER_FIELDS)
+    parser.add_argument("--modes", nargs="+", default=modes, choices=modes, help="VIC modes to compare")
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--max-len", type=int, default=250)
     parser.add_argument("--answer-length", type=int, default=4, help="compat: VIC steps")
@@ -242,12 +384,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--records", type=Path, default=None, help="score this run folder / records file instead")
     parser.add_argument("--ground-truth", type=Path, default=None, help="scenes.json (or its folder) for --records")
-    parser.add_argument("--out", type=Path, default=None, help="write records.jsonl and report.md here")
+    parser.add_argument("--json", action="store_true", help="print the numbers as one JSON object, not tables")
+    parser.add_argument("--out", type=Path, default=None, help="write records.jsonl, report.md and report.json here")
     return parser.parse_args(argv)
 
 
+def _write(out: Path, records: Sequence[dict[str, Any]], text: str, data: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (out / "report.md").write_text(text + "\n", encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Generate (or read) records, score them and print the table."""
+    """Generate (or read) records, score them and print the report."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.records is not None and args.ground_truth is None:
@@ -258,16 +408,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.records is not None:
             records = read_records(args.records)
-            scores = score_records(records, read_scenes(args.ground_truth))
-            answers = {"VIG only (original_answer)": (scores, "original_answer"), "VIC (answer)": (scores, "answer")}
-            text = f"{len(records)} records from {args.records}\n\n{_report(answers)}"
+            if not records:
+                raise ValueError(f"no records in {args.records}")
+            scores = score_by_mode(records, read_scenes(args.ground_truth))
+            header = f"{len(records)} records from {args.records}"
         else:
-            text, records = _generate_report(args)
-        print(text)
+            header, scores, records = _generate(args)
+        data = report_data(scores)
+        text = header + "\n\n" + format_report(data)
+        data = _json_safe({"header": header, **data})
+        print(json.dumps(data, indent=1) if args.json else text)
         if args.out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-            (args.out / "report.md").write_text(text + "\n", encoding="utf-8")
+            _write(args.out, records, text, data)
     except (VIGCError, OSError, ValueError) as exc:  # a missing file, a bad config, records without ground truth
         print(f"error: {exc}", file=sys.stderr)
         return 2
