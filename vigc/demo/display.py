@@ -136,7 +136,9 @@ def _final_answer(result: DemoResult) -> str:
         return _field("Answer", "vigc-answer vigc-pre", _text(result.answer))
     label = "Answer after VIC" + ("" if result.done else " (so far)")
     if not result.answer.strip() or not result.vig_answer or not result.done:
-        return _field(label, "vigc-answer vigc-pre", _text(result.answer))
+        return _field(
+            label, "vigc-answer vigc-pre", _text(result.answer, "(no sentence yet)" if not result.done else "(empty)")
+        )
     changes = compare_words(result.vig_answer, result.answer)
     against = "the one-pass answer" if s.own_question else "the answer before VIC"
     if not changes.changed:
