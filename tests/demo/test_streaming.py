@@ -142,7 +142,8 @@ def test_settings_that_do_not_apply_are_disabled_with_a_reason() -> None:
     names = ("vic", "unit", "steps", "last_all", "question_only", "beams", "top_p", "temperature")
     knowledge = dict(zip(names, applicable("okvqa", "default", "beam"), strict=True))
     assert not knowledge["vic"]["interactive"] and "knowledge questions" in knowledge["vic"]["info"]
-    assert not knowledge["steps"]["interactive"] and knowledge["beams"]["interactive"]
+    assert not knowledge["steps"]["interactive"] and "knowledge questions" in knowledge["steps"]["info"]
+    assert knowledge["beams"]["interactive"]
     assert not knowledge["top_p"]["interactive"] and "Sampling only" in knowledge["top_p"]["info"]
     off = dict(zip(names, applicable("conv", "off", "sampling"), strict=True))
     assert off["vic"]["interactive"] and not off["steps"]["interactive"] and "VIC is off" in off["steps"]["info"]

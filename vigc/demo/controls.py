@@ -46,6 +46,7 @@ HELP = {
     "temperature": "Sampling: above 1 gives more varied words, below 1 safer ones.",
 }
 NOT_FOR_KNOWLEDGE = "Does not apply to knowledge questions: the model asks, then scores short answers."
+NOT_FOR_KNOWLEDGE_SHORT = "Not for knowledge questions (no VIC)."
 VIC_OFF = "Does not apply: VIC is off."
 
 
@@ -99,7 +100,7 @@ def applicable(task: str, vic_mode: str, method: str) -> list[dict[str, Any]]:
     """Updates of `Controls.dependent`: enabled where the setting applies, else disabled with the reason."""
     knowledge = task == "okvqa"
     vic = not knowledge and vic_mode != "off"
-    why_vic = NOT_FOR_KNOWLEDGE if knowledge else VIC_OFF
+    why_vic = NOT_FOR_KNOWLEDGE_SHORT if knowledge else VIC_OFF
     sampling = method == "sampling"
     return [
         _update(not knowledge, HELP["vic_mode"], NOT_FOR_KNOWLEDGE),
