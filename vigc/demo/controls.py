@@ -127,6 +127,16 @@ def task_control(defaults: DemoSettings) -> Any:
 
 def settings_controls(task: Any, defaults: DemoSettings) -> Controls:
     """Every other setting, folded below the first screen in two accordions."""
+    question, vic, unit, steps, last_all, question_only = _question_and_vic_controls(defaults)
+    method, beams, top_p, temperature, min_length, max_length, repetition, length, seed = _decoding_controls(defaults)
+    return Controls(
+        task, question, vic, unit, last_all, steps, question_only, method, beams, top_p, temperature,
+        min_length, max_length, repetition, length, seed,
+    )  # fmt: skip
+
+
+def _question_and_vic_controls(defaults: DemoSettings) -> tuple[Any, ...]:
+    """Own question and VIC: question, VIC mode, unit, steps, keep-last-whole, question-only prompts."""
     with gr.Accordion("More settings: your own question, answer correction (VIC)", open=False):
         question = gr.Textbox(
             label="Your own question (optional)",
@@ -153,6 +163,11 @@ def settings_controls(task: Any, defaults: DemoSettings) -> Controls:
         with gr.Row():
             last_all = gr.Checkbox(value=defaults.last_infer_all, label="Keep the last step whole")
             question_only = gr.Checkbox(value=defaults.question_only_prompt, label="Question-only VIC prompts")
+    return question, vic, unit, steps, last_all, question_only
+
+
+def _decoding_controls(defaults: DemoSettings) -> tuple[Any, ...]:
+    """Decoding: method, beams, top-p, temperature, shortest/longest output, penalties, seed."""
     with gr.Accordion("Decoding: how the words are chosen", open=False):
         method = gr.Radio(
             [("beam search", "beam"), ("sampling", "sampling")],
@@ -192,7 +207,4 @@ def settings_controls(task: Any, defaults: DemoSettings) -> Controls:
                 label="Seed",
                 info="For sampling and the knowledge question's first word.",
             )
-    return Controls(
-        task, question, vic, unit, last_all, steps, question_only, method, beams, top_p, temperature,
-        min_length, max_length, repetition, length, seed,
-    )  # fmt: skip
+    return method, beams, top_p, temperature, min_length, max_length, repetition, length, seed
