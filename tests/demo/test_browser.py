@@ -33,6 +33,11 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT_S = 180
 GENERATE_TIMEOUT_MS = 120_000
+VIEWPORT = {"width": 1280, "height": 800}
+# A test hook of vigc_demo.py: a pause after every generation step, so a step is on the page before the run ends.
+STEP_DELAY_S = 1.0
+# A packaged scene on which VIC changes the answer of the default model (detailed description, default VIC).
+CHANGED_BY_VIC = "shapes_123_000001.png"
 
 if not CHROMIUM.is_file():
     pytest.skip(
@@ -70,8 +75,8 @@ def demo_url(demo_config: Path, tmp_path: Path) -> Iterator[str]:
     """`vigc_demo.py` serving the tiny model on 127.0.0.1; stopped (by its pid) after the test."""
     port = _free_port()
     log = tmp_path / "demo.log"
-    command = [sys.executable, str(REPO / "vigc_demo.py"), "--cfg-path", str(demo_config), "--device1", "cpu"]
-    command += ["--port", str(port), "--output-dir", str(tmp_path / "out")]
+    command = [sys.executable, str(REPO / "vigc_demo.py"), "--cfg-path", str(demo_config), "--device0", "cpu"]
+    command += ["--port", str(port), "--output-dir", str(tmp_path / "out"), "--step-delay", str(STEP_DELAY_S)]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     with log.open("wb") as handle:
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -89,45 +94,77 @@ def demo_url(demo_config: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def test_upload_generate_and_save_in_a_browser(demo_url: str, example_image: Path, tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("not an image")
+    # The browser itself refuses files that are not images; a cut-off PNG gets through to the server's check.
+    (tmp_path / "cut.png").write_bytes(example_image.read_bytes()[:60])
     external: list[str] = []
     started = time.monotonic()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)
             page.route("**/*", lambda route: _local_only(route, external))
             page.goto(demo_url)
             page.wait_for_selector("#vigc-generate")
+            _assert_on_first_screen(page, "#vigc-upload", "#vigc-task", "#vigc-generate")
+            assert not page.locator("#vigc-save").is_visible()  # nothing to save yet
 
-            page.set_input_files("#vigc-upload input[type=file]", str(tmp_path / "notes.txt"))
+            page.set_input_files("#vigc-upload input[type=file]", str(tmp_path / "cut.png"))
             page.wait_for_selector("#vigc-upload-message .vigc-error")
-            assert "'notes.txt' cannot be used as an image" in page.inner_text("#vigc-upload-message")
+            assert "'cut.png' cannot be used as an image" in page.inner_text("#vigc-upload-message")
             page.click("#vigc-generate")
             page.wait_for_selector("#vigc-status .vigc-error")  # a message, and the page still works:
 
-            page.click("#vigc-upload button[aria-label='Clear']")
-            page.set_input_files("#vigc-upload input[type=file]", str(example_image))
+            page.click("#vigc-upload button[aria-label='Remove Image']")
+            page.wait_for_function("!document.querySelector('#vigc-upload-message .vigc-error')")
+            assert page.inner_text("#vigc-status").strip() == ""  # the last image's messages went with it
+            page.set_input_files("#vigc-upload input[type=file]", str(example_image.with_name(CHANGED_BY_VIC)))
             page.wait_for_selector("#vigc-upload-message .vigc-info")
+            assert page.locator("#vigc-upload img").first.is_visible()  # the picture where it was dropped
+            _assert_on_first_screen(page, "#vigc-generate")
             page.click("#vigc-generate")
-            page.wait_for_selector("#vigc-result-0 .vigc-question", timeout=GENERATE_TIMEOUT_MS)
+
+            page.wait_for_selector("#vigc-result-0 .vigc-step", timeout=GENERATE_TIMEOUT_MS)
+            assert page.locator("#vigc-result-0 .vigc-progress").count() == 1  # a VIC step, and still running
+            assert page.locator("#vigc-result-0 .vigc-timing").count() == 0
+            page.wait_for_selector("#vigc-result-0 .vigc-timing", timeout=GENERATE_TIMEOUT_MS)
+            page.wait_for_selector("#vigc-status .vigc-ok")
             question = page.inner_text("#vigc-result-0 .vigc-question").strip()
             answer = page.inner_text("#vigc-result-0 .vigc-answer").strip()
             assert question and answer and "(empty)" not in (question, answer)
             assert page.locator("#vigc-result-0 .vigc-step").count() >= 1
-            assert "total " in page.inner_text("#vigc-result-0 .vigc-timing")
+            marks = page.locator("#vigc-result-0 .vigc-marked ins, #vigc-result-0 .vigc-marked del")
+            assert marks.count() >= 1, "VIC changed the answer on this scene, so its changes must be marked"
+            assert "Marked against the answer before VIC" in page.inner_text("#vigc-result-0")
             _screenshot(page, tmp_path / "vigc_demo.png")
 
             page.click("#vigc-save")
             page.wait_for_selector("#vigc-saved .vigc-ok")
             records = tmp_path / "out" / "llava_vig" / "records.demo.jsonl"
             assert str(records.resolve()) in page.inner_text("#vigc-saved")
+
+            page.click("#vigc-upload button[aria-label='Remove Image']")  # a new input: the result goes
+            page.wait_for_function("document.querySelector('#vigc-saved').innerText.trim() === ''")
+            assert not page.locator("#vigc-save").is_visible()
         finally:
             browser.close()
     record = json.loads(records.read_text())
-    assert record["question"] == question and record["answer"] == answer
+    assert record["question"] == question and record["demo"]["upload_name"] == CHANGED_BY_VIC
     assert external == [], f"the page asked for outside resources: {external}"
     print(f"browser session: {time.monotonic() - started:.1f} s")
+
+
+def _assert_on_first_screen(page: Page, *selectors: str) -> None:
+    """Each element lies wholly inside the window as it is (no scrolling)."""
+    assert page.evaluate("window.scrollY") == 0
+    for selector in selectors:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        inside = (
+            box["y"] >= 0
+            and box["y"] + box["height"] <= VIEWPORT["height"]
+            and box["x"] + box["width"] <= VIEWPORT["width"]
+        )
+        assert inside, f"{selector} at {box} is not on the first {VIEWPORT['width']}x{VIEWPORT['height']} screen"
 
 
 def _local_only(route: Route, external: list[str]) -> None:
@@ -141,8 +178,8 @@ def _local_only(route: Route, external: list[str]) -> None:
 
 
 def _screenshot(page: Page, path: Path) -> None:
-    """Save the page; also to $VIGC_DEMO_SCREENSHOT when set (to look at it after a run)."""
-    page.screenshot(path=str(path), full_page=True)
+    """Save the first screen; also to $VIGC_DEMO_SCREENSHOT when set (to look at it after a run)."""
+    page.screenshot(path=str(path))
     extra = os.environ.get("VIGC_DEMO_SCREENSHOT")
     if extra:
         shutil.copyfile(path, extra)

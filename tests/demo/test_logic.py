@@ -215,9 +215,9 @@ def test_display_escapes_and_shows_every_step(demo_model: DemoModel, image: Imag
     page = format_result(result)
     assert "&lt;b&gt;is it&lt;/b&gt; &amp; red?" in page and "<b>is it" not in page
     assert page.count('class="vigc-step"') == len(result.steps) > 0
-    assert "One-pass answer to your question" in page and "total " in page
+    assert "Answer in one pass, without VIC" in page and "total " in page
     invalid = DemoResult("m", FAST, None, "", None, "no pair here", valid=False, stop_reason="invalid_vig")
-    assert "Not usable as data: VIG wrote no usable Question/Answer pair" in format_result(invalid)
+    assert "Not usable as data: the model wrote no usable question and answer" in format_result(invalid)
 
 
 # ---- records -------------------------------------------------------------------------------------------------

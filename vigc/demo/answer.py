@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vic_base_prompt, vic_steps
+from vigc.generation.vic import GenerationStats, QAResult, StepCallback, VICSettings, vic_base_prompt, vic_steps
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 
@@ -21,6 +21,7 @@ def answer_question(
     question: str,
     settings: VICSettings,
     stats: GenerationStats,
+    on_step: StepCallback | None = None,
 ) -> QAResult:
     """Answer `question` about one image with VIC steps (compat or default, as `settings.mode` says).
 
@@ -31,13 +32,14 @@ def answer_question(
         question: the user's question.
         settings: VIC behaviour and decoding.
         stats: counters to add to.
+        on_step: called with the result after each VIC step.
 
     Returns:
         The result with `question` set, `original_answer` None (there was no VIG step) and one prompt per step.
     """
     result = QAResult(instruction=instruction, question=question)
     base = vic_base_prompt(instruction, question, settings.gen_style)
-    vic_steps(model, image_embeds, [result], [base], settings, stats)
+    vic_steps(model, image_embeds, [result], [base], settings, stats, on_step=on_step)
     return result
 
 

@@ -1,15 +1,18 @@
-"""The Gradio page: inputs on the left, one result panel per model on the right, a button that saves the QA.
+"""The Gradio page: the image, the task and Generate on the first screen, results streaming in on the right.
 
 Handlers are thin: they call `vigc.demo` logic and turn every error into a message on the page. A `VIGCError` is
 the user's to fix and its message is shown as is; anything else is logged with its traceback and reported as an
-internal error, so no input can take the server down.
+internal error, so no input can take the server down. Messages belong to the current input: choosing another
+image clears the last one's messages and results, and Save shows only once there is a result to save.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,22 +20,23 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from vigc.demo.display import format_message, format_result, placeholder
-from vigc.demo.engine import DemoResult, run_generation
+from vigc.demo.controls import SETTING_FIELDS, applicable, settings_controls, task_control
+from vigc.demo.display import format_message, format_pending, format_result, placeholder
+from vigc.demo.engine import DemoResult, model_view, run_generation
 from vigc.demo.models import DemoModel
-from vigc.demo.records import DEMO_WRITER, RUN_TASKS, save_result
-from vigc.demo.settings import TASK_LABELS, DemoSettings
+from vigc.demo.records import save_result
+from vigc.demo.settings import DemoSettings
 from vigc.demo.uploads import DEFAULT_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_PIXELS, load_upload
 from vigc.errors import VIGCError
 
-__all__ = ["CSS", "DemoHandlers", "Generation", "build_app", "launch_app"]
+__all__ = ["CSS", "DemoHandlers", "Generation", "build_app", "image_input", "launch_app", "settings_from_page"]
 
 logger = logging.getLogger(__name__)
 
 CSS = """
 .vigc-result { font-size: 15px; line-height: 1.45; }
 .vigc-result h3 { margin: 0 0 2px 0; }
-.vigc-meta, .vigc-timing, .vigc-dim { color: var(--body-text-color-subdued); font-size: 13px; }
+.vigc-meta, .vigc-timing, .vigc-dim, .vigc-legend { color: var(--body-text-color-subdued); font-size: 13px; }
 .vigc-timing { margin-top: 10px; }
 .vigc-label { font-weight: 600; margin: 10px 0 2px 0; }
 .vigc-question { font-size: 17px; }
@@ -45,28 +49,19 @@ CSS = """
 .vigc-error { background: #fde8e8; color: #8a1c1c; }
 .vigc-ok { background: #e6f4ea; color: #14532d; }
 .vigc-info { background: var(--background-fill-secondary); }
+.vigc-progress { margin: 6px 0; font-style: italic; }
+.vigc-progress::before {
+  content: ""; display: inline-block; width: 10px; height: 10px; margin-right: 6px; border-radius: 50%;
+  border: 2px solid #f97316; border-right-color: transparent; vertical-align: -1px;
+  animation: vigc-spin 0.8s linear infinite;
+}
+@keyframes vigc-spin { to { transform: rotate(360deg); } }
+ins.vigc-added, .vigc-replaced ins { background: #d1f4dc; color: #14532d; text-decoration: none; padding: 0 2px; }
+del.vigc-removed, .vigc-replaced del { background: #fde2e2; color: #8a1c1c; padding: 0 2px; }
+.vigc-replaced { border-bottom: 2px dotted #b45309; }
+#vigc-header h2 { margin: 0; }
+#vigc-header p { margin: 2px 0 0 0; }
 """
-
-# Settings fields fed by the page's controls, in the order the handler receives them.
-SETTING_FIELDS = (
-    "task",
-    "question",
-    "vic_mode",
-    "paragraphs",
-    "last_infer_all",
-    "steps",
-    "question_only_prompt",
-    "sampling",
-    "num_beams",
-    "top_p",
-    "temperature",
-    "min_length",
-    "max_length",
-    "repetition_penalty",
-    "length_penalty",
-    "seed",
-)
-INT_FIELDS = frozenset({"steps", "num_beams", "min_length", "max_length", "seed"})
 
 
 @dataclass
@@ -84,7 +79,7 @@ def settings_from_page(values: Sequence[Any]) -> DemoSettings:
     named["paragraphs"] = named["paragraphs"] == "paragraphs"
     named["sampling"] = named["sampling"] == "sampling"
     named["question"] = named["question"] or ""
-    for name in INT_FIELDS:
+    for name in ("steps", "num_beams", "min_length", "max_length", "seed"):
         named[name] = int(round(float(named[name])))
     return DemoSettings(**named)
 
@@ -100,6 +95,25 @@ def _guarded(action: str, call: Callable[[], str]) -> str:
         return format_message(f"{action} failed with an internal error; the server log has the details.", "error")
 
 
+def image_input(**kwargs: Any) -> gr.Image:
+    """A `gr.Image` (preview, drop, paste) whose handlers receive the uploaded file as it is.
+
+    Gradio's own step opens the file and fails with a generic error; passing the path on lets `load_upload` refuse
+    a file that is not an image, or is too large, with the demo's message naming the file. (Not a subclass:
+    Gradio writes a `.pyi` stub beside the module of every component subclass.)
+    """
+    component = gr.Image(type="filepath", **kwargs)
+    decode = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return decode(payload)  # pasted data URLs: Gradio's decoding
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
 @dataclass
 class DemoHandlers:
     """The page's event handlers, over the loaded models (one per result panel).
@@ -109,47 +123,93 @@ class DemoHandlers:
         output_dir: where Save writes (see `vigc.demo.records`).
         max_mb: largest upload accepted, in megabytes.
         max_pixels: largest upload accepted, in width x height.
+        step_delay_s: a pause after each generation step (to watch the steps stream in; tests use it).
     """
 
     models: list[DemoModel]
     output_dir: Path
     max_mb: float = DEFAULT_MAX_UPLOAD_MB
     max_pixels: int = DEFAULT_MAX_UPLOAD_PIXELS
+    step_delay_s: float = 0.0
 
-    def preview(self, path: str | None) -> tuple[Image.Image | None, str]:
-        """Show what the model will see, or why the file cannot be used."""
+    def select_image(self, path: str | None) -> tuple[Any, ...]:
+        """A new image (or none): what the models see, or why the file cannot be used; the last results go.
+
+        Returns:
+            What each model sees, the image message, the status, one placeholder panel per model, the session
+            state (None), the Save button (hidden) and the save message ("").
+        """
+        cleared = (*(placeholder(m.label) for m in self.models), None, gr.update(visible=False), "")
+        nothing = tuple(None for _ in self.models)
         if not path:
-            return None, ""
+            return *nothing, "", "", *cleared
         try:
             image = load_upload(path, self.max_mb, self.max_pixels)
         except VIGCError as exc:
-            return None, format_message(str(exc), "error")
-        return image, format_message(f"{Path(path).name}: {image.width} x {image.height} pixels.", "info")
+            return *nothing, format_message(str(exc), "error"), "", *cleared
+        views = tuple(model_view(dm, image) for dm in self.models)
+        message = f"{Path(path).name}: {image.width} x {image.height} pixels."
+        return *views, format_message(message, "info"), "", *cleared
 
-    def generate(self, path: str | None, *values: Any) -> tuple[Any, ...]:
-        """Run every model on the image; returns the status message, one panel per model and the session state."""
+    def generate(self, path: str | None, *values: Any) -> Iterator[tuple[Any, ...]]:
+        """Run every model on the image, one after the other, yielding the page as each step is made.
+
+        Yields:
+            The status message, one panel per model, the session state, the Save button and the save message.
+        """
         try:
             settings = settings_from_page(values)
             image = load_upload(path, self.max_mb, self.max_pixels)
         except VIGCError as exc:
-            return (format_message(str(exc), "error"), *(gr.skip() for _ in self.models), None)
+            yield self._refused(str(exc))
+            return
         except (TypeError, ValueError) as exc:
-            return (format_message(f"Unusable settings: {exc}", "error"), *(gr.skip() for _ in self.models), None)
+            yield self._refused(f"Unusable settings: {exc}")
+            return
         generation = Generation(image=image, upload_name=Path(path or "").name)
-        started = time.perf_counter()
-        panels = [_guarded(f"Generation with {dm.name}", self._run_one(dm, generation, settings)) for dm in self.models]
+        panels = [format_pending(m.label, settings, waiting=i > 0) for i, m in enumerate(self.models)]
+        hidden, started = gr.update(visible=False), time.perf_counter()
+        yield (format_message("Generating…", "info"), *panels, None, hidden, "")
+        events: queue.Queue[tuple[int, str] | None] = queue.Queue()
+        worker = threading.Thread(target=self._run_all, args=(generation, settings, events), daemon=True)
+        worker.start()
+        while (event := events.get()) is not None:
+            panels[event[0]] = event[1]
+            status = f"Generating… {time.perf_counter() - started:.0f} s"
+            yield (format_message(status, "info"), *panels, None, hidden, gr.skip())
         seconds = time.perf_counter() - started
+        if not generation.results:
+            yield (format_message("Nothing was generated; see the panels.", "error"), *panels, None, hidden, "")
+            return
         status = f"Generated in {seconds:.1f} s. Press Save to keep the QA as a record."
-        return (format_message(status, "ok"), *panels, generation if generation.results else None)
+        yield (format_message(status, "ok"), *panels, generation, gr.update(visible=True), "")
 
-    @staticmethod
-    def _run_one(dm: DemoModel, generation: Generation, settings: DemoSettings) -> Callable[[], str]:
-        def call() -> str:
-            result = run_generation(dm, generation.image, settings)
-            generation.results.append(result)
-            return format_result(result)
+    def _refused(self, message: str) -> tuple[Any, ...]:
+        """The page after a request that could not start: its message; results and Save stay as they were."""
+        return (format_message(message, "error"), *(gr.skip() for _ in self.models), gr.skip(), gr.skip(), gr.skip())
 
-        return call
+    def _run_all(
+        self, generation: Generation, settings: DemoSettings, events: queue.Queue[tuple[int, str] | None]
+    ) -> None:
+        """The worker thread: every model in turn; each partial result and final panel goes to `events`."""
+        try:
+            for index, dm in enumerate(self.models):
+                if index:
+                    events.put((index, format_pending(dm.label, settings)))
+
+                def progress(result: DemoResult, index: int = index) -> None:
+                    events.put((index, format_result(result)))
+                    if self.step_delay_s:
+                        time.sleep(self.step_delay_s)
+
+                def call(dm: DemoModel = dm, progress: Callable[[DemoResult], None] = progress) -> str:
+                    result = run_generation(dm, generation.image, settings, progress)
+                    generation.results.append(result)
+                    return format_result(result)
+
+                events.put((index, _guarded(f"Generation with {dm.name}", call)))
+        finally:
+            events.put(None)
 
     def save(self, generation: Generation | None) -> str:
         """Append the last generation's QA (one record per model) and say where they went."""
@@ -166,87 +226,60 @@ class DemoHandlers:
         return _guarded("Saving", call)
 
 
-def _decoding_controls(defaults: DemoSettings) -> list[Any]:
-    """The decoding block (an accordion); returns its controls in `SETTING_FIELDS` order."""
-    with gr.Accordion("Decoding", open=False):
-        method = gr.Radio(
-            [("beam search", "beam"), ("nucleus sampling", "sampling")],
-            value="sampling" if defaults.sampling else "beam",
-            label="Method",
-        )
-        with gr.Row():
-            beams = gr.Slider(1, 10, value=defaults.num_beams, step=1, label="Beams")
-            top_p = gr.Slider(0.1, 1.0, value=defaults.top_p, step=0.05, label="Top-p (sampling)")
-            temperature = gr.Slider(0.1, 2.0, value=defaults.temperature, step=0.05, label="Temperature (sampling)")
-        with gr.Row():
-            min_length = gr.Slider(0, 50, value=defaults.min_length, step=1, label="Min length (tokens)")
-            max_length = gr.Slider(10, 500, value=defaults.max_length, step=5, label="Max length (tokens)")
-        with gr.Row():
-            repetition = gr.Slider(0.5, 3.0, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty")
-            length = gr.Slider(-1.0, 2.0, value=defaults.length_penalty, step=0.1, label="Length penalty")
-            seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
-    return [method, beams, top_p, temperature, min_length, max_length, repetition, length, seed]
-
-
-def _setting_controls(defaults: DemoSettings) -> list[Any]:
-    """Every control that feeds `DemoSettings`, in `SETTING_FIELDS` order."""
-    task = gr.Radio([(label, key) for key, label in TASK_LABELS.items()], value=defaults.task, label="Task")
-    question = gr.Textbox(
-        label="Your own question (optional: then only the answer is generated)",
-        placeholder="e.g. What is on the left of the picture?",
-        lines=2,
-        elem_id="vigc-question-input",
-    )
-    vic = gr.Radio(
-        [("off (VIG only)", "off"), ("compat (the original loop)", "compat"), ("default", "default")],
-        value=defaults.vic_mode,
-        label="VIC (correction, a step at a time)",
-    )
-    with gr.Row():
-        unit = gr.Radio(
-            ["sentences", "paragraphs"], value="paragraphs" if defaults.paragraphs else "sentences", label="Steps are"
-        )
-        steps = gr.Slider(1, 12, value=defaults.steps, step=1, label="VIC steps (compat: exactly; default: at most)")
-    with gr.Row():
-        last_all = gr.Checkbox(value=defaults.last_infer_all, label="compat: no truncation (last step keeps all)")
-        question_only = gr.Checkbox(value=defaults.question_only_prompt, label="VIC prompt: question only")
-    method, *decoding = _decoding_controls(defaults)
-    return [task, question, vic, unit, last_all, steps, question_only, method, *decoding]
-
-
 def build_app(handlers: DemoHandlers, examples: Sequence[Path] = ()) -> gr.Blocks:
-    """The page for `handlers.models` (one or two), with `examples` under the upload box."""
+    """The page for `handlers.models` (one or two), with `examples` as thumbnails under the image."""
     defaults = handlers.models[0].defaults
-    records = ", ".join(
-        sorted({str(handlers.output_dir.resolve() / t / f"records.{DEMO_WRITER}.jsonl") for t in RUN_TASKS.values()})
-    )
     with gr.Blocks(title="VIGC demo", analytics_enabled=False) as app:
         gr.Markdown(
-            "# VIGC: Visual Instruction Generation and Correction\n"
-            "VIG writes a question and an answer about the image; VIC rewrites the answer one sentence at a time, "
-            "reading the image again before each sentence."
+            "## VIGC: Visual Instruction Generation and Correction\n"
+            "The model writes a question and an answer about the image (VIG); VIC then rewrites the answer one "
+            "sentence at a time, looking at the image again before each sentence.",
+            elem_id="vigc-header",
         )
         state = gr.State(None)
         with gr.Row():
-            with gr.Column(scale=2):
-                upload = gr.File(label="Image", type="filepath", file_count="single", elem_id="vigc-upload")
-                preview = gr.Image(label="What the model sees", type="pil", interactive=False, height=240)
+            with gr.Column(scale=2, min_width=420):
+                upload = image_input(
+                    label="Image (drop, click to upload, or paste)",
+                    sources=["upload", "clipboard"],
+                    height=230,
+                    buttons=["fullscreen"],
+                    elem_id="vigc-upload",
+                )
                 upload_message = gr.HTML(elem_id="vigc-upload-message")
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Examples")
-                controls = _setting_controls(defaults)
+                task = task_control(defaults)
                 generate = gr.Button("Generate", variant="primary", elem_id="vigc-generate")
+                if examples:
+                    gr.Examples([[str(p)] for p in examples], inputs=[upload], label="Examples", examples_per_page=12)
+                controls = settings_controls(task, defaults)
+                with gr.Row(elem_id="vigc-model-view"):
+                    seen = [
+                        gr.Image(
+                            label=f"What {m.name} sees: {m.processor.image_size} x {m.processor.image_size} px",
+                            type="pil",
+                            interactive=False,
+                            height=200,
+                            buttons=["fullscreen"],
+                        )
+                        for m in handlers.models
+                    ]
             with gr.Column(scale=3):
                 status = gr.HTML(elem_id="vigc-status")
                 with gr.Row():
                     panels = [
                         gr.HTML(placeholder(m.label), elem_id=f"vigc-result-{i}") for i, m in enumerate(handlers.models)
                     ]
-                save = gr.Button("Save QA as a record", elem_id="vigc-save")
-                saved = gr.HTML(format_message(f"Records are appended to {records}", "info"), elem_id="vigc-saved")
-        upload.change(handlers.preview, inputs=[upload], outputs=[preview, upload_message])
-        generate.click(handlers.generate, inputs=[upload, *controls], outputs=[status, *panels, state])
+                save = gr.Button("Save QA as a record", visible=False, elem_id="vigc-save")
+                saved = gr.HTML(elem_id="vigc-saved")
+        results = [status, *panels, state, save, saved]
+        upload.change(handlers.select_image, inputs=[upload], outputs=[*seen, upload_message, *results])
+        generate.click(handlers.generate, inputs=[upload, *controls.inputs], outputs=results, show_progress="minimal")
         save.click(handlers.save, inputs=[state], outputs=[saved])
+        for control in (controls.task, controls.vic_mode, controls.sampling):
+            control.change(
+                applicable, inputs=[controls.task, controls.vic_mode, controls.sampling], outputs=controls.dependent
+            )
+        app.load(applicable, inputs=[controls.task, controls.vic_mode, controls.sampling], outputs=controls.dependent)
     return app
 
 
@@ -255,7 +288,7 @@ def launch_app(
 ) -> None:
     """Serve the page until interrupted (one generation at a time: models are not shared between requests)."""
     app.queue(default_concurrency_limit=1)
-    app.launch(
+    _, local_url, share_url = app.launch(
         server_name=host,
         server_port=port,
         share=share,
@@ -263,4 +296,17 @@ def launch_app(
         allowed_paths=[str(p) for p in allowed],
         ssr_mode=False,
         css=CSS,
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    where = (
+        f"; public link: {share_url}"
+        if share_url
+        else (
+            ""
+            if host not in ("127.0.0.1", "localhost")
+            else " (this machine only: --host 0.0.0.0 serves your network, --share opens a public link)"
+        )
+    )
+    logger.info("serving on %s%s", local_url, where)
+    app.block_thread()

@@ -1,23 +1,27 @@
-"""The demo page's HTML for results and messages. Every model-written or user-written text is escaped."""
+"""The demo page's HTML for results and messages. Every model-written or user-written text is escaped.
+
+A result that is still being made (`DemoResult.done` False) shows what exists so far and what comes next.
+"""
 
 from __future__ import annotations
 
 import html
 
+from vigc.demo.diff import compare_words
 from vigc.demo.engine import DemoResult, StepView
-from vigc.demo.settings import TASK_LABELS
+from vigc.demo.settings import TASK_LABELS, DemoSettings
 
-__all__ = ["format_message", "format_result", "format_timing", "placeholder"]
+__all__ = ["format_message", "format_pending", "format_result", "format_timing", "placeholder", "progress_text"]
 
 STOP_REASONS = {
     "eos": "the model ended the answer",
     "empty": "a step added nothing",
     "max_sentences": "the step limit was reached",
     "max_tokens": "a step reached the max length",
-    "steps": "all compat steps ran",
+    "steps": "all steps of the original loop ran",
     "vic_off": "VIC is off",
-    "invalid_vig": "VIG wrote no usable Question/Answer pair",
-    "answers": "answer beams scored",
+    "invalid_vig": "the model wrote no usable question and answer",
+    "answers": "short answers scored",
 }
 
 
@@ -37,8 +41,29 @@ def placeholder(model_name: str) -> str:
     """The result panel before anything was generated."""
     return (
         f'<div class="vigc-result"><h3>{html.escape(model_name)}</h3>'
-        '<p class="vigc-dim">Upload or pick an image, then press Generate.</p></div>'
+        '<p class="vigc-dim">Upload, paste or pick an image, then press Generate.</p></div>'
     )
+
+
+def format_pending(model_name: str, settings: DemoSettings, waiting: bool = False) -> str:
+    """The result panel of a model that has not reported yet (`waiting`: another model runs first)."""
+    work = "waiting for the model before it" if waiting else progress_text(None, settings)
+    return (
+        f'<div class="vigc-result"><h3>{html.escape(model_name)}</h3>'
+        f'<div class="vigc-progress" role="status">{html.escape(work)}</div></div>'
+    )
+
+
+def progress_text(result: DemoResult | None, settings: DemoSettings) -> str:
+    """What the model is doing now, given what it has made so far (None: nothing yet)."""
+    if settings.task == "okvqa":
+        return "writing a question…" if result is None else "scoring short answers to the question…"
+    if result is None:
+        return "reading the image and writing an answer…" if settings.own_question else "writing a question…"
+    if result.qa is not None and result.qa.stop_reason:
+        return "writing the answer without VIC, for comparison…" if settings.own_question else "finishing…"
+    limit = "" if settings.vic_mode == "compat" else "at most "
+    return f"VIC step {len(result.steps) + 1} of {limit}{settings.steps}…"
 
 
 def format_timing(result: DemoResult) -> str:
@@ -80,14 +105,15 @@ def _beams_html(result: DemoResult) -> str:
 
 def _header(result: DemoResult) -> str:
     s = result.settings
-    source = "your question" if s.own_question else ("gq" if s.task == "okvqa" else "VIG")
+    source = "your question" if s.own_question else "question written by the model"
     if s.task == "okvqa":
-        vic = "VIC not used (OKVQA-style)"
+        vic = "no VIC (it does not apply to knowledge questions)"
+    elif s.vic_mode == "off":
+        vic = "VIC off"
     else:
-        vic = f"VIC {s.vic_mode}" + (
-            "" if s.vic_mode == "off" else f" ({'paragraphs' if s.paragraphs else 'sentences'})"
-        )
-    meta = f"{TASK_LABELS[s.task]} · question from {source} · {vic}"
+        mode = "original loop" if s.vic_mode == "compat" else "VIC"
+        vic = f"{mode}, one {'paragraph' if s.paragraphs else 'sentence'} per step"
+    meta = f"{TASK_LABELS[s.task]} · {source} · {vic}"
     return f'<h3>{html.escape(result.model_name)}</h3><div class="vigc-meta">{html.escape(meta)}</div>'
 
 
@@ -95,33 +121,61 @@ def _comparison_label(result: DemoResult) -> str:
     """What the answer without VIC is, or "" when there is none to show."""
     s = result.settings
     if s.task == "okvqa":
-        return "" if s.own_question else "Short answer written with the question (gq), for comparison"
+        return "" if s.own_question else "Short answer written with the question, for comparison"
     if s.vic_mode == "off":
         return ""
-    return "One-pass answer to your question (no VIC), for comparison" if s.own_question else "VIG answer, before VIC"
+    return "Answer in one pass, without VIC (for comparison)" if s.own_question else "Answer before VIC (VIG)"
+
+
+def _final_answer(result: DemoResult) -> str:
+    """The answer field: with VIC, the words it added, removed or replaced are marked against the answer without."""
+    s = result.settings
+    if s.task == "okvqa":
+        return _field("Answer (the best-weighted short answer)", "vigc-answer vigc-pre", _text(result.answer))
+    if s.vic_mode == "off":
+        return _field("Answer", "vigc-answer vigc-pre", _text(result.answer))
+    label = "Answer after VIC" + ("" if result.done else " (so far)")
+    if not result.answer.strip() or not result.vig_answer or not result.done:
+        return _field(
+            label, "vigc-answer vigc-pre", _text(result.answer, "(no sentence yet)" if not result.done else "(empty)")
+        )
+    changes = compare_words(result.vig_answer, result.answer)
+    against = "the one-pass answer" if s.own_question else "the answer before VIC"
+    if not changes.changed:
+        note = f"VIC kept {against} word for word."
+    else:
+        legend = '<ins class="vigc-added">added</ins>, <del class="vigc-removed">removed</del>, '
+        legend += '<span class="vigc-replaced"><del>old</del> <ins>new</ins></span>'
+        note = f"Marked against {html.escape(against)}: {legend} ({html.escape(changes.summary())})."
+    body = f'<div class="vigc-answer vigc-pre vigc-marked">{changes.html}</div><div class="vigc-legend">{note}</div>'
+    return f'<div class="vigc-label">{html.escape(label)}</div>{body}'
 
 
 def format_result(result: DemoResult) -> str:
     """The result panel: question, final answer, every VIC step (or answer beam), the answer without VIC, timing."""
-    s = result.settings
     parts = [_header(result)]
-    if not result.valid:
+    if not result.done:
+        parts.append(
+            f'<div class="vigc-progress" role="status">{html.escape(progress_text(result, result.settings))}</div>'
+        )
+    elif not result.valid:
         reason = STOP_REASONS.get(result.stop_reason, result.stop_reason)
         parts.append(format_message(f"Not usable as data: {reason}.", "error"))
     parts.append(_field("Question", "vigc-question", _text(result.question)))
-    final = "Answer (best-weighted beam)" if s.task == "okvqa" else "Answer"
-    final += " after VIC" if s.task != "okvqa" and s.vic_mode != "off" else ""
-    parts.append(_field(final, "vigc-answer vigc-pre", _text(result.answer)))
+    parts.append(_final_answer(result))
     if result.steps:
-        why = STOP_REASONS.get(result.stop_reason, result.stop_reason)
-        parts.append(_field(f"VIC steps ({len(result.steps)}; stopped: {why})", "", _steps_html(result.steps)))
+        why = f"stopped: {STOP_REASONS.get(result.stop_reason, result.stop_reason)}" if result.done else "going on"
+        parts.append(_field(f"VIC steps ({len(result.steps)}; {why})", "", _steps_html(result.steps)))
     if result.beams:
-        parts.append(_field("Answer beams (ga pass)", "", _beams_html(result)))
+        parts.append(
+            _field("Short answers the model considered (weight: how much it favours each)", "", _beams_html(result))
+        )
     label = _comparison_label(result)
     if label:
         parts.append(_field(label, "vigc-vig-answer vigc-pre", _text(result.vig_answer)))
     if result.raw_output:
         raw = f'<div class="vigc-pre">{_text(result.raw_output)}</div>'
         parts.append(f"<details><summary>raw model output</summary>{raw}</details>")
-    parts.append(f'<div class="vigc-timing">{html.escape(format_timing(result))}</div>')
+    if result.done:
+        parts.append(f'<div class="vigc-timing">{html.escape(format_timing(result))}</div>')
     return f'<div class="vigc-result">{"".join(parts)}</div>'

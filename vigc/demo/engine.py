@@ -2,8 +2,11 @@
 
 LLaVA-style tasks run exactly what `evaluate.py` runs (`vig_vic`), or VIG alone when VIC is off; an own question
 skips VIG and is answered by the VIC steps (see `vigc.demo.answer`), with a one-pass answer for comparison. The
-OKVQA-style task runs the gq pass (a question and its short answer from a drawn question-start word) and the ga
-pass (every beam's answer with the original's weight); VIC does not apply to it.
+OKVQA-style task runs the question pass (gq: a question and its short answer from a drawn question-start word)
+and the answer pass (ga: every beam's answer with the original's weight); VIC does not apply to it.
+
+`run_generation` reports the result so far (`DemoResult.done` False) after the question and after every VIC step
+to an optional callback, so the page can show each step as it is made.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from PIL import Image
 
+from vigc.data.processors import CLIP_MEAN, CLIP_STD
 from vigc.demo.answer import answer_question, one_pass_answer, vic_base_prompt, vig_only
 from vigc.demo.models import DemoModel
 from vigc.demo.settings import DemoSettings
@@ -31,7 +36,7 @@ from vigc.generation.vqa import (
     generate_questions,
 )
 
-__all__ = ["BeamAnswer", "DemoResult", "StepView", "run_generation"]
+__all__ = ["BeamAnswer", "DemoResult", "ProgressCallback", "StepView", "model_view", "run_generation"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ class DemoResult:
         question_pass: the OKVQA-style gq output (None for an own question).
         answer_pass: the OKVQA-style ga output.
         model_provenance: the model's config keys (saved with the record).
+        done: False while generation goes on (a result so far, given to the progress callback).
     """
 
     model_name: str
@@ -104,15 +110,36 @@ class DemoResult:
     question_pass: QuestionResult | None = None
     answer_pass: AnswerResult | None = None
     model_provenance: dict[str, Any] = field(default_factory=dict)
+    done: bool = True
 
 
-def run_generation(demo_model: DemoModel, image: Image.Image, settings: DemoSettings) -> DemoResult:
+# Called with the result so far (`done` False) after the question and after every VIC step.
+ProgressCallback = Callable[[DemoResult], None]
+
+
+def _ignore(result: DemoResult) -> None:
+    """The progress callback when none is given."""
+
+
+def model_view(demo_model: DemoModel, image: Image.Image) -> Image.Image:
+    """What the model receives: the eval processor's (3, S, S) output turned back into an S x S RGB image."""
+    pixels = demo_model.processor(to_rgb(image))  # (3, S, S), CLIP-normalised
+    mean = torch.tensor(CLIP_MEAN)[:, None, None]
+    std = torch.tensor(CLIP_STD)[:, None, None]
+    values = (pixels * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)  # (3, S, S)
+    return Image.fromarray(values.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+def run_generation(
+    demo_model: DemoModel, image: Image.Image, settings: DemoSettings, on_progress: ProgressCallback | None = None
+) -> DemoResult:
     """Generate for one image with one model.
 
     Args:
         demo_model: the model and its image processor.
         image: any PIL image (converted to RGB as generation runs convert files).
         settings: the request.
+        on_progress: called with the result so far after the question and after every VIC step.
 
     Returns:
         The result, with timings.
@@ -123,11 +150,12 @@ def run_generation(demo_model: DemoModel, image: Image.Image, settings: DemoSett
     if settings.sampling:
         torch.manual_seed(settings.seed)  # the same seed and settings give the same sample
     stats = GenerationStats()
+    report = on_progress or _ignore
     with torch.no_grad():
         if settings.task == "okvqa":
-            result = _knowledge_qa(demo_model, pixels, settings, stats, timings)
+            result = _knowledge_qa(demo_model, pixels, settings, stats, timings, report)
         else:
-            result = _llava_qa(demo_model, pixels, settings, stats, timings)
+            result = _llava_qa(demo_model, pixels, settings, stats, timings, report)
     result.decoded_tokens = stats.decoded_tokens
     result.model_provenance = dict(demo_model.provenance)
     timings["total"] = time.perf_counter() - started
@@ -137,14 +165,23 @@ def run_generation(demo_model: DemoModel, image: Image.Image, settings: DemoSett
 
 
 def _llava_qa(
-    dm: DemoModel, pixels: torch.Tensor, s: DemoSettings, stats: GenerationStats, timings: dict[str, float]
+    dm: DemoModel,
+    pixels: torch.Tensor,
+    s: DemoSettings,
+    stats: GenerationStats,
+    timings: dict[str, float],
+    report: ProgressCallback,
 ) -> DemoResult:
     instruction = GENERATION_INSTRUCTIONS[s.task]
     question = s.own_question
     started = time.perf_counter()
     comparison: str | None = None
+
+    def on_step(qa: QAResult) -> None:
+        report(replace(_llava_result(dm, s, qa, None), done=False))
+
     if not question and s.vic_mode != "off":
-        qa = vig_vic(dm.model, pixels, [instruction], s.vic_settings(), stats)[0]
+        qa = vig_vic(dm.model, pixels, [instruction], s.vic_settings(), stats, on_step=on_step)[0]
     else:
         embeds = _encode(dm, pixels, stats)
         if not question:
@@ -152,12 +189,17 @@ def _llava_qa(
         elif s.vic_mode == "off":
             qa = _one_pass_qa(dm, embeds, instruction, question, s, stats)
         else:
-            qa = answer_question(dm.model, embeds, instruction, question, s.vic_settings(), stats)
+            qa = answer_question(dm.model, embeds, instruction, question, s.vic_settings(), stats, on_step)
             timings["generation"], started = time.perf_counter() - started, time.perf_counter()
             base = vic_base_prompt(instruction, question, s.vic_settings().gen_style)
             comparison = one_pass_answer(dm.model, embeds, base, s.decoding(), stats)
             timings["comparison"] = time.perf_counter() - started
     timings.setdefault("generation", time.perf_counter() - started)
+    return _llava_result(dm, s, qa, comparison)
+
+
+def _llava_result(dm: DemoModel, s: DemoSettings, qa: QAResult, comparison: str | None) -> DemoResult:
+    """The page's view of a LLaVA-style result (`comparison`: the one-pass answer to an own question)."""
     return DemoResult(
         model_name=dm.label,
         settings=s,
@@ -201,7 +243,12 @@ def step_views(qa: QAResult) -> list[StepView]:
 
 
 def _knowledge_qa(
-    dm: DemoModel, pixels: torch.Tensor, s: DemoSettings, stats: GenerationStats, timings: dict[str, float]
+    dm: DemoModel,
+    pixels: torch.Tensor,
+    s: DemoSettings,
+    stats: GenerationStats,
+    timings: dict[str, float],
+    report: ProgressCallback,
 ) -> DemoResult:
     started = time.perf_counter()
     embeds = _encode(dm, pixels, stats)
@@ -211,10 +258,23 @@ def _knowledge_qa(
         start = draw_question_starts(random.Random(s.seed), KNOWLEDGE_DATA_TYPE, 1, weighted=True)
         asked = generate_questions(dm.model, embeds, [GQ_INSTRUCTION], start, s.decoding())[0]
         question = asked.question
+        report(_knowledge_result(dm, s, question, asked, None, done=False))
     answered = None
     if question:
         answered = generate_answers(dm.model, embeds, [GA_PROMPT.format(q=question)], s.answer_decoding())[0]
     timings["generation"] = time.perf_counter() - started
+    return _knowledge_result(dm, s, question, asked, answered)
+
+
+def _knowledge_result(
+    dm: DemoModel,
+    s: DemoSettings,
+    question: str | None,
+    asked: QuestionResult | None,
+    answered: AnswerResult | None,
+    done: bool = True,
+) -> DemoResult:
+    """The page's view of the OKVQA-style passes (before the answer pass when `answered` is None and not `done`)."""
     beams = [BeamAnswer(a, w, sc) for a, w, sc in zip(*_beams(answered), strict=True)]
     beams.sort(key=lambda beam: -beam.weight)
     best = beams[0].answer if beams else ""
@@ -230,6 +290,7 @@ def _knowledge_qa(
         stop_reason="answers" if answered else "invalid_vig",
         question_pass=asked,
         answer_pass=answered,
+        done=done,
     )
 
 

@@ -1,11 +1,18 @@
-"""The models the demo serves: built from a config's `model` section, each on its own device."""
+"""The models the demo serves: built from a config's `model` section, each on its own device.
+
+`PAPER_MODELS` is the original demo's `MODEL_CKPT`: its two models (a MiniGPT-4 VIGC for LLaVA-style QA and an
+InstructBLIP VIGC for OKVQA) with the weight paths they need. `choose_models` serves them when those files are
+present, and the embedded default model otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
 import torch
@@ -19,12 +26,116 @@ from vigc.errors import ConfigError
 from vigc.generation.runner import model_provenance
 from vigc.models.vigc_model import VIGCModel
 
-__all__ = ["DEFAULT_CFG_PATH", "DemoModel", "load_demo_model", "resolve_device"]
+__all__ = [
+    "DEFAULT_CFG_PATH",
+    "PAPER_MODELS",
+    "DemoModel",
+    "ModelChoice",
+    "NamedModel",
+    "choose_models",
+    "load_demo_model",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
+PROJECTS = Path(__file__).resolve().parents[1] / "projects"
 # The embedded default model's config; `--cfg-path` picks any other config with a `model` section.
-DEFAULT_CFG_PATH = Path(__file__).resolve().parents[1] / "projects" / "default" / "generate_qa.yaml"
+DEFAULT_CFG_PATH = PROJECTS / "default" / "generate_qa.yaml"
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model the demo loads by name: a generation config and the weight files it needs.
+
+    Attributes:
+        name: shown above the model's results.
+        cfg_path: the config (its `model` section is built, its `run` section gives the page's settings).
+        weights: model key → local path (`--options model.<key>=<path>`); all must exist for the model to load.
+    """
+
+    name: str
+    cfg_path: Path
+    weights: Mapping[str, str]
+
+    def options(self) -> tuple[str, ...]:
+        """The weight paths as `--options` overrides."""
+        return tuple(f"model.{key}={path}" for key, path in self.weights.items())
+
+    def missing(self) -> list[str]:
+        """The weight paths that do not exist here."""
+        return [path for path in self.weights.values() if not Path(path).exists()]
+
+
+_VICUNA7B = {"llm_model": "/models/vicuna-7b-v1.1", "qformer_tokenizer": "/models/bert-base-uncased"}
+# The original demo's MODEL_CKPT: edit these paths to where your weights are (or start the demo with --cfg-path and
+# --options instead). Served by default when every file exists.
+PAPER_MODELS: tuple[NamedModel, ...] = (
+    NamedModel(
+        "MiniGPT-4 VIGC (LLaVA-style QA)",
+        PROJECTS / "mini_gpt4_vicuna7b" / "generate_qa" / "llava-150k" / "generate_llava_qa_conv.yaml",
+        MappingProxyType(
+            {
+                **_VICUNA7B,
+                "pretrained": "/ckpt/blip2_pretrained_flant5xxl.pth",
+                "finetuned": "/ckpt/vigc7b_minigpt4_llava.pth",
+            }
+        ),
+    ),
+    NamedModel(
+        "InstructBLIP VIGC (OKVQA)",
+        PROJECTS / "instruct_blip_vicuna7b" / "generate_qa" / "okvqa" / "generate_question.yaml",
+        MappingProxyType(
+            {**_VICUNA7B, "vit_model": "/ckpt/eva_vit_g.pth", "pretrained": "/ckpt/vigc7b_instructblip_okvqa.pth"}
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model to load: its config, overrides, device and (for a named model) its name."""
+
+    cfg_path: Path
+    options: tuple[str, ...] = ()
+    device: str = "auto"
+    name: str | None = None
+
+
+def choose_models(
+    cfg_path: str | None,
+    cfg_path2: str | None,
+    devices: tuple[str, str | None],
+    options: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    named: tuple[NamedModel, ...] = PAPER_MODELS,
+) -> list[ModelChoice]:
+    """The models to serve, from the command line.
+
+    Without a config, the `named` models when all their weights are present, else the embedded default model. A
+    second model is served when `cfg_path2` or its device (`devices[1]`) is given: `cfg_path2`, else the first
+    model's config again.
+
+    Args:
+        cfg_path: the first model's config (`--cfg-path`), or None.
+        cfg_path2: the second model's config (`--cfg-path2`), or None.
+        devices: `--device0` and `--device1` (None: not given).
+        options: `--options` and `--options2`.
+        named: the models served by default.
+    """
+    device0, device1 = devices
+    if cfg_path is None and cfg_path2 is None and named:
+        missing = list(dict.fromkeys(path for model in named for path in model.missing()))
+        if not missing:
+            return [
+                ModelChoice(m.cfg_path, (*m.options(), *extra), device, m.name)
+                for m, device, extra in zip(named, (device0, device1 or "auto"), options, strict=False)
+            ]
+        logger.info("serving the embedded default model: the paper's models need %s", ", ".join(missing))
+    first = ModelChoice(Path(cfg_path) if cfg_path else DEFAULT_CFG_PATH, options[0], device0)
+    if cfg_path2 is None and device1 is None:
+        return [first]
+    second = Path(cfg_path2) if cfg_path2 else first.cfg_path
+    return [first, ModelChoice(second, options[1] if cfg_path2 else (*first.options, *options[1]), device1 or "auto")]
 
 
 @dataclass
@@ -81,13 +192,16 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def load_demo_model(cfg_path: str | os.PathLike[str], device: str = "auto", options: tuple[str, ...] = ()) -> DemoModel:
+def load_demo_model(
+    cfg_path: str | os.PathLike[str], device: str = "auto", options: tuple[str, ...] = (), name: str | None = None
+) -> DemoModel:
     """Build the model of a config (only its `model` and `run` sections are read) and move it to `device`.
 
     Args:
         cfg_path: any config with a `model` section (a generation config, a training config, ...).
         device: see `resolve_device`.
         options: `--options` overrides (`model.finetuned=/path/...`).
+        name: shown above its results (default: the config file's name).
 
     Raises:
         ConfigError: When the config is missing or wrong, or the weights cannot be found (one message naming the keys).
@@ -109,7 +223,7 @@ def load_demo_model(cfg_path: str | os.PathLike[str], device: str = "auto", opti
     run = cfg.get("run")
     run_cfg = cast(dict[str, Any], OmegaConf.to_container(run, resolve=True)) if isinstance(run, DictConfig) else {}
     return DemoModel(
-        name=path.stem,
+        name=name or path.stem,
         model=model,
         processor=EvalImageProcessor(image_size=_input_size(model)),
         device=target,

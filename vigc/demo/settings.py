@@ -22,9 +22,9 @@ __all__ = ["GA_MAX_LENGTH", "TASK_LABELS", "VIC_MODES", "DemoInputError", "DemoS
 TASK_LABELS: Mapping[str, str] = MappingProxyType(
     {
         "conv": "conversation",
-        "desc": "detail description",
+        "desc": "detailed description",
         "comp": "complex reasoning",
-        "okvqa": "OKVQA-style (knowledge)",
+        "okvqa": "knowledge question (OKVQA-style)",
     }
 )
 VIC_MODES = ("off", "compat", "default")

@@ -21,7 +21,7 @@ both the Q-Former text and the LLM prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +33,9 @@ from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import GenerationOutput, VIGCModel
 
 MODES = ("default", "compat", "verify")
+
+# Called with a sample's `QAResult` each time it changes: after VIG, then after every VIC step (live displays).
+StepCallback = Callable[["QAResult"], None]
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def vig_vic(
     instructions: Sequence[str],
     settings: VICSettings,
     stats: GenerationStats | None = None,
+    on_step: StepCallback | None = None,
 ) -> list[QAResult]:
     """Run VIG + VIC on a batch of images, one instruction per image.
 
@@ -163,11 +167,12 @@ def vig_vic(
         instructions: B VIG instructions.
         settings: behaviour and decoding.
         stats: counters to add to.
+        on_step: called with a sample's result after its VIG step and after each of its VIC steps.
     """
     stats = stats if stats is not None else GenerationStats()
     if settings.mode == "compat":
-        return _compat(model, pixels, list(instructions), settings, stats)
-    return _default(model, pixels, list(instructions), settings, stats)
+        return _compat(model, pixels, list(instructions), settings, stats, on_step)
+    return _default(model, pixels, list(instructions), settings, stats, on_step)
 
 
 def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
@@ -183,6 +188,7 @@ def vic_steps(
     settings: VICSettings,
     stats: GenerationStats,
     pixels: torch.Tensor | None = None,
+    on_step: StepCallback | None = None,
 ) -> None:
     """The VIC steps after VIG, for questions already set on `results` (VIG's, or a user's own question).
 
@@ -195,17 +201,28 @@ def vic_steps(
         settings: behaviour and decoding.
         stats: counters to add to.
         pixels: compat with `reencode_images`: the images, encoded again at every step.
+        on_step: called with a sample's result after each of its steps.
     """
+    notify = on_step or _ignore
     if settings.mode == "compat":
-        _compat_vic(model, image_embeds, results, list(bases), settings, stats, pixels)
+        _compat_vic(model, image_embeds, results, list(bases), settings, stats, pixels, notify)
     elif settings.mode == "verify":
-        _verify_vic(model, image_embeds, results, bases, settings, stats)
+        _verify_vic(model, image_embeds, results, bases, settings, stats, notify)
     else:
-        _default_vic(model, image_embeds, results, bases, settings, stats)
+        _default_vic(model, image_embeds, results, bases, settings, stats, notify)
+
+
+def _ignore(result: QAResult) -> None:
+    """The step callback when none is given."""
 
 
 def _compat(
-    model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
+    model: VIGCModel,
+    pixels: torch.Tensor,
+    instructions: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+    on_step: StepCallback | None,
 ) -> list[QAResult]:
     """The original's loop, step for step (including its quirks)."""
     results = [QAResult(instruction=text) for text in instructions]
@@ -214,7 +231,9 @@ def _compat(
         result.step_prompts.append(result.instruction)
     outputs = [texts[0] for texts in _generate(model, embeds, instructions, s.vig_decoding, stats).texts]
     bases = [_compat_vig_update(r, out, s) for r, out in zip(results, outputs, strict=True)]
-    vic_steps(model, embeds, results, bases, s, stats, pixels if s.reencode_images else None)
+    for result in results:
+        (on_step or _ignore)(result)
+    vic_steps(model, embeds, results, bases, s, stats, pixels if s.reencode_images else None, on_step)
     return results
 
 
@@ -226,6 +245,7 @@ def _compat_vic(
     s: VICSettings,
     stats: GenerationStats,
     pixels: torch.Tensor | None,
+    on_step: StepCallback,
 ) -> None:
     """Steps 1..answer_length of the original loop: every row stays in the batch, invalid ones too."""
     for step in range(1, s.answer_length + 1):
@@ -240,6 +260,7 @@ def _compat_vic(
                 result.answer_given_question = output
             result.step_outputs.append(output)
             current[i] = _compat_vic_update(result, current[i], output, step, last, s)
+            on_step(result)
     for result, text in zip(results, current, strict=True):
         result.whole_text = text
         result.stop_reason = result.stop_reason or "steps"
@@ -272,7 +293,12 @@ def _compat_vic_update(result: QAResult, current: str, output: str, step: int, l
 
 
 def _default(
-    model: VIGCModel, pixels: torch.Tensor, instructions: list[str], s: VICSettings, stats: GenerationStats
+    model: VIGCModel,
+    pixels: torch.Tensor,
+    instructions: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+    on_step: StepCallback | None,
 ) -> list[QAResult]:
     """Encode once, VIG, then sentence-by-sentence VIC with early stops for the valid samples."""
     results = [QAResult(instruction=text) for text in instructions]
@@ -288,8 +314,10 @@ def _default(
             continue
         result.question, result.original_answer = parsed
         valid.append(i)
+    for result in results:
+        (on_step or _ignore)(result)
     bases = [vic_base_prompt(results[i].instruction, str(results[i].question), s.gen_style) for i in valid]
-    vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats)
+    vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats, on_step=on_step)
     return results
 
 
@@ -300,6 +328,7 @@ def _default_vic(
     bases: list[str],
     s: VICSettings,
     stats: GenerationStats,
+    on_step: StepCallback,
 ) -> None:
     """Sentence (or paragraph) steps that stop at the unit's end; finished samples leave the batch."""
     decoding = s.vic_decoding or s.vig_decoding
@@ -316,6 +345,8 @@ def _default_vic(
             text = out.texts[row][0]
             if _accept_unit(results[i], text, out.sequences[row], stop, decoding, step == s.max_sentences - 1):
                 still.append(i)
+            results[i].answer = join_units(results[i].steps, s.in_section)  # the answer so far, for on_step
+            on_step(results[i])
         active = still
     for result, base in zip(results, bases, strict=True):
         _finish_default(result, base, s.in_section)
@@ -328,13 +359,14 @@ def _verify_vic(
     bases: list[str],
     s: VICSettings,
     stats: GenerationStats,
+    on_step: StepCallback,
 ) -> None:
     """For each VIG sentence: a VIC step writes its own; VIG's stays unless the rewrite is clearly more likely."""
     drafts = [split_sentences(r.original_answer or "")[: s.max_sentences] for r in results]
     unchecked = [i for i, draft in enumerate(drafts) if not draft]
     if unchecked:  # no VIG answer to verify (a user's own question): VIC writes one
         own = [results[i] for i in unchecked]
-        _default_vic(model, embeds[unchecked], own, [bases[i] for i in unchecked], s, stats)
+        _default_vic(model, embeds[unchecked], own, [bases[i] for i in unchecked], s, stats, on_step)
     decoding = s.vic_decoding or s.vig_decoding
     stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
     for step in range(max((len(d) for d in drafts), default=0)):
@@ -349,6 +381,8 @@ def _verify_vic(
             results[i].steps.append(rewrites[row] if prefer[row] else drafts[i][step])
             if prefer[row]:
                 results[i].rewritten.append(step)
+            results[i].answer = join_units(results[i].steps, False)  # the answer so far, for on_step
+            on_step(results[i])
     for i, draft in enumerate(drafts):
         if draft:
             results[i].stop_reason = "verified"
