@@ -21,23 +21,24 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
     assert torch.get_num_threads() == threads  # the caller's setting is left alone (other tests compare bitwise)
     table = capsys.readouterr().out
     for task in ("all", "conv", "desc", "comp"):
-        for row in ("VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"):
+        for row in ("VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)", "verify VIC (answer)"):
             assert f"| {task} | {row} |" in table
     assert "| task | answers | s1 |" in table and "| mode | task | questions | distinct/100 |" in table
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert len(records) == 3 * 3 * 2  # scenes x tasks x modes
-    assert {r["mode"] for r in records} == {"compat", "default"} and all(r["question"] for r in records)
+    assert len(records) == 3 * 3 * 3  # scenes x tasks x modes
+    assert {r["mode"] for r in records} == {"compat", "default", "verify"} and all(r["question"] for r in records)
     assert (out / "report.md").read_text().strip() == table.strip()
 
     truth = write_dataset(tmp_path / "scenes", 3, 999)  # the same held-out scenes, with their ground truth on disk
     assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth)]) == 0
     rescored = capsys.readouterr().out
-    assert "18 records from" in rescored
+    assert "27 records from" in rescored
     assert rescored.split("\n\n", 1)[1] == table.split("\n\n", 1)[1]  # the same tables, after the header
     assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == {**json.loads((out / "report.json").read_text()), "header": data["header"]}
-    assert list(data["summary"]["all"]) == ["VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)"]
+    columns = ["VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)", "verify VIC (answer)"]
+    assert list(data["summary"]["all"]) == columns
     assert data["diversity"]["default"]["all"]["questions"] == 9
 
 

@@ -1,12 +1,13 @@
-"""Data quality of a VIGC model on held-out synthetic scenes: VIG-only answers against compat and default VIC.
+"""Data quality of a VIGC model on held-out synthetic scenes: VIG-only answers against compat, default, verify VIC.
 
     python -m vigc.eval.shapes_report --model default --scenes 200 --seed 999
 
 draws `--scenes` scenes with a seed not used in training, generates one QA per scene and LLaVA task (conv, desc,
-comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `default`: ours) with the shipped
+comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `default`: ours; `verify`: VIG's
+sentences kept unless a VIC re-read clearly prefers its own) with the shipped
 decoding settings (5 beams, max_len 250, 4 VIC steps in compat), scores every answer strictly against the
 scenes' ground truth (`vigc.eval.shapes_metrics`) and prints, per task and side by side for VIG's own answer
-(`original_answer`, the same in every mode), the compat VIC answer and the default VIC answer:
+(`original_answer`, the same in every mode) and each mode's VIC answer:
 
 * fully correct (valid question, every sentence true, the answering sentence, every listing exact, nothing twice),
   answered (the answering sentence present), the shares of answers that omit a listed object, list an extra one
@@ -71,7 +72,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # VIC mode → the record field that holds its answer (VIG's own answer is always "original_answer").
-VIC_ANSWER_FIELDS: dict[str, str] = {"compat": "answer", "default": "answer"}
+VIC_ANSWER_FIELDS: dict[str, str] = {"compat": "answer", "default": "answer", "verify": "answer"}
 VIG_FIELD = "original_answer"
 ALL_TASKS = "all"
 
@@ -339,6 +340,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         vig_decoding=decoding,
         reencode_images=mode == "compat",  # the original ran the vision encoder at every step
         gen_style=args.gen_style,
+        verify_margin=args.verify_margin,
     )
 
 
@@ -357,8 +359,8 @@ def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QASc
     header = (
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
-        f"max_sentences {args.max_sentences} (default), gen_style {args.gen_style}, {torch.get_num_threads()} threads\n"
-        + timing
+        f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
+        f"gen_style {args.gen_style}, {torch.get_num_threads()} threads\n" + timing
     )
     return header, score_by_mode(records, by_image), records
 
@@ -375,7 +377,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--max-len", type=int, default=250)
     parser.add_argument("--answer-length", type=int, default=4, help="compat: VIC steps")
-    parser.add_argument("--max-sentences", type=int, default=8, help="default: most sentences per answer")
+    parser.add_argument("--max-sentences", type=int, default=8, help="default, verify: most sentences per answer")
+    parser.add_argument(
+        "--verify-margin", type=float, default=VICSettings.verify_margin, help="verify: how much more likely a rewrite"
+    )
     parser.add_argument(
         "--gen-style", choices=["vig", "vic"], default="vig", help="VIC prompt: instruction + question, or question"
     )
