@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigc.errors import VIGCError
+from vigc.errors import EvalInputError
 from vigc.eval.chair_text import singularize, word_tokenize
 
 __all__ = [
     "CaptionChair",
-    "ChairError",
     "ChairResult",
     "CocoObjects",
     "Vocabulary",
@@ -62,10 +61,6 @@ _MERGES: dict[tuple[str, str], str] = {
     ("toilet", "seat"): "toilet",
     ("wine", "glas"): "wine glass",  # the singulariser's "glass" → "glas"
 }
-
-
-class ChairError(VIGCError):
-    """A CHAIR input (synonym list, annotations, captions, records) is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,9 @@ class Vocabulary:
     def category(self, name: str, source: str) -> str:
         """The category of a COCO category name (it must be an entry of the synonym file)."""
         if name not in self.category_of:
-            raise ChairError(f"{source}: category {name!r} is not in the synonym list; is it the COCO synonyms.txt?")
+            raise EvalInputError(
+                f"{source}: category {name!r} is not in the synonym list; is it the COCO synonyms.txt?"
+            )
         return self.category_of[name]
 
 
@@ -124,7 +121,7 @@ def read_synonyms(path: str | Path) -> Vocabulary:
         if entries[0]:
             category_of.update((entry, entries[0]) for entry in entries)  # a later line wins, as in the reference
     if not category_of:
-        raise ChairError(f"{path} holds no synonyms (expected lines 'category, synonym, ...').")
+        raise EvalInputError(f"{path} holds no synonyms (expected lines 'category, synonym, ...').")
     return Vocabulary(category_of)
 
 
@@ -132,7 +129,7 @@ def _read_text(path: str | Path) -> str:
     try:
         return Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ChairError(f"cannot read {path}: {exc}") from exc
+        raise EvalInputError(f"cannot read {path}: {exc}") from exc
 
 
 def read_json(path: str | Path) -> Any:
@@ -140,7 +137,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise ChairError(f"{path} is not valid JSON: {exc}") from exc
+        raise EvalInputError(f"{path} is not valid JSON: {exc}") from exc
 
 
 @dataclass
@@ -165,7 +162,7 @@ class CocoObjects:
             for ann in data["annotations"]:
                 objects.by_id.setdefault(int(ann["image_id"]), set()).add(names[ann["category_id"]])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ChairError(
+            raise EvalInputError(
                 f"{instances} is not a COCO instances file (images, annotations, categories): {exc!r}"
             ) from exc
         if captions is not None:
@@ -175,7 +172,9 @@ class CocoObjects:
                         category for _, category in vocabulary.objects(ann["caption"]).mentioned
                     )
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ChairError(f"{captions} is not a COCO captions file (annotations with caption): {exc!r}") from exc
+                raise EvalInputError(
+                    f"{captions} is not a COCO captions file (annotations with caption): {exc!r}"
+                ) from exc
         return objects
 
     def lookup(self, record: Mapping[str, Any]) -> int | None:
@@ -299,7 +298,7 @@ def _read_caption_list(path: Path) -> list[dict[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("imgToEval"), dict):
         data = list(data["imgToEval"].values())
     if not isinstance(data, list) or not all(isinstance(x, dict) and {"image_id", "caption"} <= x.keys() for x in data):
-        raise ChairError(f"{path}: expected a JSON list of {{'image_id': ..., 'caption': ...}} entries.")
+        raise EvalInputError(f"{path}: expected a JSON list of {{'image_id': ..., 'caption': ...}} entries.")
     return data
 
 
@@ -307,13 +306,13 @@ def _read_run(path: Path) -> list[dict[str, Any]]:
     from vigc.eval.shapes_report import read_records
 
     if not path.exists():
-        raise ChairError(f"{path} does not exist (give a generation run folder or a records .jsonl/.json file).")
+        raise EvalInputError(f"{path} does not exist (give a generation run folder or a records .jsonl/.json file).")
     try:
         records = read_records(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ChairError(f"cannot read records from {path}: {exc}") from exc
+        raise EvalInputError(f"cannot read records from {path}: {exc}") from exc
     if not records or not all(isinstance(r, dict) for r in records):
-        raise ChairError(f"{path} holds no generation records (merged.jsonl or records.*.jsonl).")
+        raise EvalInputError(f"{path} holds no generation records (merged.jsonl or records.*.jsonl).")
     return records
 
 
@@ -352,7 +351,9 @@ def format_run(rows: Sequence[tuple[str, ChairResult, ChairResult]]) -> str:
 def _run_report(args: argparse.Namespace, objects: CocoObjects, vocabulary: Vocabulary) -> str:
     rows = score_run(_read_run(args.records), objects, vocabulary)
     if not any(vic.captions or vig.captions for _, vig, vic in rows):
-        raise ChairError(f"no record of {args.records} has an image of {args.instances} (by image_id or file name).")
+        raise EvalInputError(
+            f"no record of {args.records} has an image of {args.instances} (by image_id or file name)."
+        )
     if not args.json:
         return format_run(rows)
     groups = [
@@ -366,7 +367,7 @@ def _run_report(args: argparse.Namespace, objects: CocoObjects, vocabulary: Voca
 def _caption_report(args: argparse.Namespace, objects: CocoObjects, vocabulary: Vocabulary) -> str:
     result = chair(_read_caption_list(args.captions), objects, vocabulary, "caption")
     if not result.captions:
-        raise ChairError(f"no caption of {args.captions} has an image of {args.instances} (by image_id).")
+        raise EvalInputError(f"no caption of {args.captions} has an image of {args.instances} (by image_id).")
     if args.json:
         sentences = [{"index": i, **c.as_dict()} for i, c in enumerate(result.captions)]
         return json.dumps({"overall": result.summary(), "sentences": sentences}, indent=1)
@@ -397,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         objects = CocoObjects.from_files(args.instances, vocabulary, args.coco_captions)
         report = _run_report if args.records is not None else _caption_report
         print(report(args, objects, vocabulary))
-    except ChairError as exc:
+    except EvalInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

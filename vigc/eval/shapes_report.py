@@ -40,7 +40,15 @@ from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 
-__all__ = ["ModeRun", "format_table", "generate_records", "main", "read_records", "score_records"]
+__all__ = [
+    "ModeRun",
+    "build_model_by_name",
+    "format_table",
+    "generate_records",
+    "main",
+    "read_records",
+    "score_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +172,17 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _build_model(name: str, finetuned: str | None, device: str) -> VIGCModel:
+def build_model_by_name(name: str, finetuned: str | None, device: str) -> VIGCModel:
+    """The packaged default model (`name` "default") or the model section of a config YAML, in eval mode.
+
+    Args:
+        name: "default" or the path of a config whose `model` section names a builder.
+        finetuned: Weights to load over the model's (`model.finetuned`), or None.
+        device: Where to put the model ("cpu", "cuda", "cuda:1").
+
+    Raises:
+        ConfigError: If the config is missing or wrong.
+    """
     from vigc.builtins import register_all
     from vigc.config import build_model, load_config
 
@@ -197,7 +215,7 @@ def _report(runs: dict[str, tuple[list[QAScore], str]]) -> str:
 
 
 def _generate_report(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
-    model = _build_model(args.model, args.finetuned, args.device)
+    model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
     runs = {mode: generate_records(model, scenes, _settings(mode, args), args.batch_size) for mode in args.modes}
