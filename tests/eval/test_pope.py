@@ -25,6 +25,7 @@ from vigc.generation.prompts import GA_PROMPT
 from vigc.models.decoding import DecodingSettings
 
 SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "vigc" / "assets" / "sample_images"
+CONFIG = Path(__file__).resolve().parents[2] / "vigc" / "projects" / "default" / "generate_qa.yaml"
 
 # Image frequency: car, cat, person 3; bus, chair, dog 2; tv 0. Image 9 has no object.
 OBJECTS = {
@@ -161,6 +162,8 @@ def test_cli_with_the_default_model(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--instances", "missing.json"], "cannot read"),
         (["--images", "."], "drawn images are not in"),
         (["--per-image", "0"], "--per-image"),
+        (["--options", "model.llm_model=x"], "--options needs a config file"),
+        (["--model", str(CONFIG), "--options", "model.nonexistent_key=1"], "unknown key 'nonexistent_key'"),
     ],
 )
 def test_cli_errors_are_one_line(
@@ -169,6 +172,7 @@ def test_cli_errors_are_one_line(
     monkeypatch.chdir(tmp_path)
     given = {"--instances": str(_instances(tmp_path)), "--images": str(SAMPLE_IMAGES)}
     given.update(zip(change[::2], change[1::2], strict=True))
-    assert main([item for pair in given.items() for item in pair]) == 2
+    args = [item for pair in given.items() for item in pair]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err

@@ -2,6 +2,8 @@
 
     python -m vigc.eval.pope --model default --instances instances_val2014.json --images /data/coco/val2014 \
         --images-count 500 --per-image 3 --seed 0
+    python -m vigc.eval.pope --model vigc/projects/.../generate_llava_qa_conv.yaml --options model.llm_model=... \
+        --instances ... --images ... --device cuda
 
 For each drawn image, the model is asked "Is there a {object} in the image?" for up to `--per-image` objects that
 its instance annotations hold (answer: yes), and for as many objects it does not hold (answer: no), drawn three
@@ -305,6 +307,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="'default' (the packaged model) or a config YAML")
     parser.add_argument("--finetuned", default=None, help="weights to apply over the model's")
+    parser.add_argument("--options", nargs="+", default=[], help="config overrides section.key=value")
     parser.add_argument("--instances", type=Path, required=True, help="COCO instances_*.json of the images")
     parser.add_argument("--images", type=Path, required=True, help="folder holding the images' file_name")
     parser.add_argument("--images-count", type=int, default=500, help="images to draw (POPE: 500); 0 takes all")
@@ -365,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = _image_paths(coco, probes, args.images)
         from vigc.eval.shapes_report import build_model_by_name
 
-        model = build_model_by_name(args.model, args.finetuned, args.device)
+        model = build_model_by_name(args.model, args.finetuned, args.device, args.options)
         settings = DecodingSettings(max_new_tokens=args.max_new_tokens)
         answers = answer_probes(model, paths, probes, prompt=args.prompt, settings=settings, batch_size=args.batch_size)
         scores = score_probes(probes, answers)
