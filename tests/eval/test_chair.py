@@ -77,13 +77,24 @@ def test_the_references_quirks() -> None:
     assert word_tokenize('is that a "stop sign"? yes; and a car, too!') == (
         "is that a `` stop sign '' ? yes ; and a car , too !".split()
     )
-    assert word_tokenize("the dog's bowl. mr. smith can't see it.") == (
-        "the dog 's bowl . mr. smith ca n't see it .".split()
-    )
-    assert split_sentences("A cat. Mr. Smith waits... then leaves! Ok.") == [
-        "A cat.",
-        "Mr. Smith waits... then leaves!",
-        "Ok.",
+    # Outputs of NLTK 3.2.5's word_tokenize with Punkt's English model (Punkt: "3." and the initial "b." before a
+    # lower-case word, "mr." and "..." are no sentence ends; "3." before "!''" is; closing quotes move back).
+    expected = {
+        "there are 3. the dog": "there are 3. the dog",
+        "a b. the dog. 3. !'' c": "a b. the dog . 3 . ! '' c",
+        'the dog. """ the cat': "the dog. `` '' '' the cat",
+        "the dog's bowl. mr. smith can't see it.": "the dog 's bowl . mr. smith ca n't see it .",
+        "the process's. next, a dog.) ok... so": "the process 's . next , a dog . ) ok ... so",
+        "    \"a cat,\" she said 'hi' -- 2.5 dogs; (e.g. the tv.)": (
+            "`` a cat , '' she said 'hi ' -- 2.5 dogs ; ( e.g . the tv . )"
+        ),
+    }
+    for text, tokens in expected.items():
+        assert word_tokenize(text) == tokens.split(), text
+    assert split_sentences("a cat. mr. smith waits... then leaves! ok.") == [
+        "a cat.",
+        "mr. smith waits... then leaves!",
+        "ok.",
     ]
 
 
