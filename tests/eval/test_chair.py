@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from vigc.eval.chair import CocoObjects, Vocabulary, chair, main, read_synonyms
+from vigc.eval.chair import SYNONYMS, CocoObjects, Vocabulary, chair, main, read_synonyms
 from vigc.eval.chair_text import singularize, split_sentences, word_tokenize
 
 FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "chair_reference"
@@ -123,6 +123,13 @@ def test_cli_captions_json(reference: Path, goldens: dict[str, Any], capsys: pyt
     assert [s["mscoco_hallucinated_words"] for s in out["sentences"]] == [
         s["mscoco_hallucinated_words"] for s in goldens["sentences"]
     ]
+
+
+def test_packaged_synonyms_are_the_references(reference: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert SYNONYMS.read_bytes() == (reference / "synonyms.txt").read_bytes()
+    args = ["--captions", str(reference / "generated.json"), "--instances", str(reference / "instances.json")]
+    assert main([*args, "--coco-captions", str(reference / "captions.json")]) == 0
+    assert capsys.readouterr().out.strip() == "128 captions (0 skipped): CHAIR_s 33.6, CHAIR_i 17.6 (57/323 mentions)"
 
 
 def test_cli_records_per_task(reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

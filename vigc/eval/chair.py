@@ -1,8 +1,8 @@
 """CHAIR (Rohrbach et al., 2018): object hallucination of generated text about COCO images, as the authors compute it.
 
     python -m vigc.eval.chair --records output/.../<run id> --instances instances_val2014.json \
-        --coco-captions captions_val2014.json --synonyms synonyms.txt
-    python -m vigc.eval.chair --captions generated.json --instances ... --synonyms ... --json
+        --coco-captions captions_val2014.json
+    python -m vigc.eval.chair --captions generated.json --instances ... --coco-captions ... --json
 
 This reproduces the reference implementation (LisaAnne/Hallucination, `utils/chair.py`) exactly, quirks included,
 so that numbers compare with published ones:
@@ -14,7 +14,7 @@ so that numbers compare with published ones:
   greedily from the left. "seat" counts as a chair only when the text does not say "toilet".
 * Every remaining token that is an entry of the synonym file (one category per line, the COCO name first, entries
   separated by ", ", kept as written: " motor bike" with its leading space never matches) is one mention of that
-  line's category; repeats count each time.
+  line's category; repeats count each time. The reference's file ships in `vigc/assets/chair/` and is the default.
 * The ground truth of an image is the categories of its instance annotations plus the objects found the same way in
   its COCO reference captions (`--coco-captions`).
 * CHAIR_i = mentions of categories not in the image / mentions; CHAIR_s = texts with such a mention / texts.
@@ -34,15 +34,20 @@ from vigc.errors import EvalInputError
 from vigc.eval.chair_text import singularize, word_tokenize
 
 __all__ = [
+    "SYNONYMS",
     "CaptionChair",
     "ChairResult",
     "CocoObjects",
+    "TextObjects",
     "Vocabulary",
     "chair",
     "main",
     "read_json",
     "read_synonyms",
 ]
+
+# The reference's own synonym list (data/synonyms.txt), used when none is given.
+SYNONYMS = Path(__file__).resolve().parents[1] / "assets" / "chair" / "synonyms.txt"
 
 # The reference's fixed rules for COCO (utils/chair.py): token pairs read as one word, and what they become.
 _TWO_WORD_OBJECTS = (
@@ -385,7 +390,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     source.add_argument("--captions", type=Path, help="JSON list of {image_id, caption}")
     parser.add_argument("--instances", type=Path, required=True, help="COCO instances_*.json")
     parser.add_argument("--coco-captions", type=Path, default=None, help="COCO captions_*.json (adds their objects)")
-    parser.add_argument("--synonyms", type=Path, required=True, help="CHAIR's synonyms.txt")
+    parser.add_argument("--synonyms", type=Path, default=SYNONYMS, help="synonym list (default: the reference's)")
     parser.add_argument("--json", action="store_true", help="print overall numbers and per-text details as JSON")
     return parser.parse_args(argv)
 

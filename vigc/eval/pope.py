@@ -142,7 +142,8 @@ def sample_probes(
         ways: Which negative samplings to draw.
 
     Returns:
-        For each way, the image's positives then its negatives, image by image (ascending id).
+        Image by image (ascending id), for each way the image's positives then its negatives. The random
+        negatives are drawn whichever `ways` are asked for, so a seed gives the same questions either way.
     """
     rng = random.Random(seed)
     candidates = sorted(image_id for image_id, names in coco.objects.items() if names)
@@ -277,7 +278,9 @@ def answer_probes(
     settings = settings or DecodingSettings(max_new_tokens=10)
     processor = EvalImageProcessor(int(model.vision_model.config.image_size))  # type: ignore[arg-type]
     answers: dict[tuple[int, str], str] = {}
-    for rows in _batches(_rows(probes), batch_size):
+    rows_all = _rows(probes)
+    logger.info("POPE: %d distinct questions about %d images", len(rows_all), len({i for i, _ in rows_all}))
+    for rows in _batches(rows_all, batch_size):
         image_ids = list(dict.fromkeys(image_id for image_id, _ in rows))
         pixels = torch.stack([processor(load_image(image_paths[image_id])) for image_id in image_ids])
         with torch.no_grad():
