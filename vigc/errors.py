@@ -15,3 +15,7 @@ class CheckpointError(VIGCError):
 
 class TokenizerError(VIGCError):
     """A tokenizer directory is missing or unusable."""
+
+
+class EvalInputError(VIGCError):
+    """An evaluation input (annotations, synonym list, captions, records, images) is missing or malformed."""

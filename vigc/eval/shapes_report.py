@@ -48,7 +48,7 @@ from vigc.data.processors import EvalImageProcessor
 from vigc.data.shapes import make_scenes, read_scenes
 from vigc.data.shapes_questions import TASKS
 from vigc.data.shapes_scene import Scene, render_scene
-from vigc.errors import VIGCError
+from vigc.errors import ConfigError, VIGCError
 from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
@@ -60,6 +60,7 @@ __all__ = [
     "AnswerSource",
     "ModeRun",
     "answer_sources",
+    "build_model_by_name",
     "format_report",
     "generate_records",
     "main",
@@ -317,16 +318,29 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _build_model(name: str, finetuned: str | None, device: str) -> VIGCModel:
+def build_model_by_name(name: str, finetuned: str | None, device: str, options: Sequence[str] = ()) -> VIGCModel:
+    """The packaged default model (`name` "default") or the model section of a config YAML, in eval mode.
+
+    Args:
+        name: "default" or the path of a config whose `model` section names a builder.
+        finetuned: Weights to load over the model's (`model.finetuned`), or None.
+        device: Where to put the model ("cpu", "cuda", "cuda:1").
+        options: `section.key=value` overrides of the config, as `evaluate.py --options` takes them.
+
+    Raises:
+        ConfigError: If the config is missing or wrong, or options are given for the default model.
+    """
     from vigc.builtins import register_all
     from vigc.config import build_model, load_config
 
     register_all()
     if name == "default":
+        if options:
+            raise ConfigError("--options needs a config file as --model; the default model has none.")
         from vigc.models.default_model import vigc_default
 
         return vigc_default(device=device, **({"finetuned": finetuned} if finetuned else {}))
-    cfg = load_config(name, [f"model.finetuned={finetuned}"] if finetuned else [])
+    cfg = load_config(name, [*options, *([f"model.finetuned={finetuned}"] if finetuned else [])])
     model: VIGCModel = build_model(cfg.model, source=name)
     return model.to(device).eval()
 
@@ -345,7 +359,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
 
 
 def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QAScore]], list[dict[str, Any]]]:
-    model = _build_model(args.model, args.finetuned, args.device)
+    model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
     runs = {mode: generate_records(model, scenes, _settings(mode, args), args.batch_size) for mode in args.modes}
