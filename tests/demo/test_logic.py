@@ -82,7 +82,8 @@ def test_uploads_become_rgb(tmp_path: Path) -> None:
     ("changes", "message"),
     [
         ({"task": "vqa"}, "task must be one of conv, desc, comp, okvqa"),
-        ({"vic_mode": "on"}, "VIC must be one of off, compat, default"),
+        ({"vic_mode": "on"}, "VIC must be one of off, compat, default, verify"),
+        ({"vic_mode": "verify", "paragraphs": True}, "corrects sentences: turn paragraph steps off"),
         ({"min_length": 30, "max_length": 20}, r"min length \(30\) is above max length \(20\)"),
         ({"repetition_penalty": -1.0}, "repetition penalty must be above 0"),
         ({"question": "x" * 1001}, "at most 1000"),
@@ -136,7 +137,7 @@ def test_missing_default_config_says_what_to_do(tmp_path: Path) -> None:
 
 
 # ---- generation ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", ["default", "compat"])
+@pytest.mark.parametrize("mode", ["default", "compat", "verify"])
 def test_vig_vic_is_what_generation_runs(demo_model: DemoModel, image: Image.Image, mode: str) -> None:
     settings = replace(FAST, vic_mode=mode, steps=3)
     result = run_generation(demo_model, image, settings)

@@ -151,4 +151,10 @@ def test_settings_that_do_not_apply_are_disabled_with_a_reason() -> None:
     default = dict(zip(names, applicable("desc", "default", "beam"), strict=True))
     assert default["steps"]["interactive"] and not default["last_all"]["interactive"]
     assert dict(zip(names, applicable("desc", "compat", "beam"), strict=True))["last_all"]["interactive"]
+    verify = dict(zip(names, applicable("desc", "verify", "beam"), strict=True))
+    assert (
+        verify["steps"]["interactive"]
+        and not verify["unit"]["interactive"]
+        and "Sentences only" in verify["unit"]["info"]
+    )
     assert copy.deepcopy(default) == default

@@ -36,7 +36,10 @@ SETTING_FIELDS = (
 )
 
 HELP = {
-    "vic_mode": "VIC rewrites the answer a step at a time, looking at the image again before each step.",
+    "vic_mode": (
+        "VIC rewrites the answer a step at a time, looking at the image again before each step; "
+        "'check each sentence' keeps the first answer's sentences unless the re-read clearly prefers its own."
+    ),
     "paragraphs": "How much of the answer each VIC step writes.",
     "steps": "Original loop: exactly this many steps; sentence by sentence: at most this many.",
     "last_infer_all": "The last step keeps everything it wrote (the original demo's 'No Truncation').",
@@ -104,7 +107,7 @@ def applicable(task: str, vic_mode: str, method: str) -> list[dict[str, Any]]:
     sampling = method == "sampling"
     return [
         _update(not knowledge, HELP["vic_mode"], NOT_FOR_KNOWLEDGE),
-        _update(vic, HELP["paragraphs"], why_vic),
+        _update(vic and vic_mode != "verify", HELP["paragraphs"], why_vic if not vic else "Sentences only."),
         _update(vic, HELP["steps"], why_vic),
         _update(vic and vic_mode == "compat", HELP["last_infer_all"], why_vic if not vic else "Original loop only."),
         _update(vic, HELP["question_only_prompt"], why_vic),
@@ -146,7 +149,12 @@ def _question_and_vic_controls(defaults: DemoSettings) -> tuple[Any, ...]:
             elem_id="vigc-question-input",
         )
         vic = gr.Radio(
-            [("off", "off"), ("sentence by sentence", "default"), ("original loop (compat)", "compat")],
+            [
+                ("off", "off"),
+                ("sentence by sentence", "default"),
+                ("check each sentence (verify)", "verify"),
+                ("original loop (compat)", "compat"),
+            ],
             value=defaults.vic_mode,
             label="Answer correction (VIC)",
             info=HELP["vic_mode"],

@@ -27,7 +27,7 @@ TASK_LABELS: Mapping[str, str] = MappingProxyType(
         "okvqa": "knowledge question (OKVQA-style)",
     }
 )
-VIC_MODES = ("off", "compat", "default")
+VIC_MODES = ("off", "compat", "default", "verify")
 # The original's ga pass: short answers, at most 10 tokens (max_len counts the hidden BOS).
 GA_MAX_LENGTH = 10
 MAX_QUESTION_CHARS = 1000
@@ -44,7 +44,8 @@ class DemoSettings:
     Args:
         task: "conv", "desc", "comp" or "okvqa" (see `TASK_LABELS`).
         question: the user's own question; when set only the answer is generated.
-        vic_mode: "off" (VIG only), "compat" (the original's loop, exactly) or "default" (ours).
+        vic_mode: "off" (VIG only), "compat" (the original's loop, exactly), "default" (ours) or "verify" (VIG's
+            sentences kept unless VIC's re-read clearly prefers its own).
         paragraphs: VIC steps are `\\n\\n`-separated paragraphs instead of sentences.
         last_infer_all: compat: the last step keeps its whole output (the original demo's "No Truncation").
         steps: compat: the number of VIC steps; default: the most sentences.
@@ -84,6 +85,8 @@ class DemoSettings:
             problems.append(f"task must be one of {', '.join(TASK_LABELS)}, not {self.task!r}")
         if self.vic_mode not in VIC_MODES:
             problems.append(f"VIC must be one of {', '.join(VIC_MODES)}, not {self.vic_mode!r}")
+        if self.vic_mode == "verify" and self.paragraphs:
+            problems.append("'check each sentence' corrects sentences: turn paragraph steps off, or choose another VIC")
         if len(self.question) > MAX_QUESTION_CHARS:
             problems.append(f"the question is {len(self.question)} characters long; at most {MAX_QUESTION_CHARS}")
         if self.steps < 1:
@@ -134,7 +137,7 @@ class DemoSettings:
     def vic_settings(self) -> VICSettings:
         """VIG + VIC behaviour ("off" runs VIG alone and does not use these)."""
         return VICSettings(
-            mode="compat" if self.vic_mode == "compat" else "default",
+            mode=self.vic_mode if self.vic_mode in ("compat", "verify") else "default",
             answer_length=self.steps,
             max_sentences=self.steps,
             gen_style="vic" if self.question_only_prompt else "vig",
