@@ -37,7 +37,7 @@ def tiny_vigc(
     return {"llm_model": llm_model, "image_size": image_size, "lr_scale": lr_scale, "finetuned": finetuned}
 
 
-def okvqa_train(annotation: str) -> None: ...
+def okvqa_train(annotation: str, build_info: dict[str, str] | None = None) -> None: ...
 
 
 def generate_qa() -> None: ...
@@ -298,7 +298,8 @@ def test_unannotated_and_open_builders() -> None:
 
 
 def test_validate_config_accepts_a_good_config(tmp_path: Path, registries: dict[str, Registry]) -> None:
-    validate_config(load_config(write(tmp_path, PROJECT)), source="p.yaml", **registries)
+    cfg = load_config(write(tmp_path, PROJECT), [f"model.llm_model={tmp_path}"])
+    validate_config(cfg, source="p.yaml", **registries)
 
 
 def test_unknown_arch_lists_known_builders(tmp_path: Path, registries: dict[str, Registry]) -> None:
@@ -330,7 +331,7 @@ def test_validate_config_checks_dataset_and_task_names(tmp_path: Path, registrie
 def test_empty_registries_skip_dataset_and_task_checks(tmp_path: Path) -> None:
     models = Registry("model")
     models.register(tiny_vigc)
-    cfg = load_config(write(tmp_path, PROJECT), ["run.task=anything"])
+    cfg = load_config(write(tmp_path, PROJECT), ["run.task=anything", f"model.llm_model={tmp_path}"])
     validate_config(cfg, source="p.yaml", models=models, datasets=Registry("dataset"), tasks=Registry("task"))
 
 

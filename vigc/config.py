@@ -15,16 +15,18 @@ import functools
 import inspect
 import logging
 import os
+import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 import yaml
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vigc.errors import ConfigError
+from vigc import dist
+from vigc.errors import ConfigError, VIGCError
 from vigc.registry import DATASETS, MODELS, TASKS, Registry, closest_match
 
 __all__ = [
@@ -33,10 +35,19 @@ __all__ = [
     "DATASET_CONFIG_DIR",
     "MODEL_CONFIG_DIR",
     "SECTIONS",
+    "WEIGHT_PATH_KEYS",
+    "Problems",
     "build_model",
+    "AT_LEAST_ONE",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "PROBABILITY",
+    "check_output_dir",
+    "check_ranges",
     "dataset_default_path",
     "dataset_defaults",
     "load_config",
+    "resolve_config_path",
     "validate_builder_kwargs",
     "validate_config",
 ]
@@ -44,6 +55,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SECTIONS = ("model", "datasets", "run")
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Model keys that name files or folders of weights: checked to exist (when set) before any builder runs.
+WEIGHT_PATH_KEYS = ("llm_model", "qformer_tokenizer", "vit_model", "pretrained", "finetuned")
+
+T = TypeVar("T")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
 DATASET_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "datasets"
 
@@ -57,11 +74,131 @@ LEGACY_MODEL_TYPES: dict[str, str] = {
 }
 
 
+class Problems:
+    """Every problem found while checking a run's config, reported together as one `ConfigError`.
+
+    Both workflows (``evaluate.py`` generation, ``train.py``) pass one collector through `validate_config` and
+    their own cheap checks (building the task, reading the dataset inputs), then call `raise_if_any` before a
+    run folder is made or a weight is read.
+
+    Args:
+        source: Where the config came from (its file path), for the message.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        """Record one problem (a sentence naming the key and what to do)."""
+        if message not in self.messages:
+            self.messages.append(message)
+
+    def check(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Call ``function``; a `VIGCError` it raises is recorded and None returned instead of its result."""
+        try:
+            return function(*args, **kwargs)
+        except VIGCError as exc:
+            self.add(str(exc))
+            return None
+
+    def raise_if_any(self) -> None:
+        """Raise one `ConfigError` holding every recorded problem (one per line when there are several).
+
+        Raises:
+            ConfigError: When any problem was recorded.
+        """
+        prefix = f"{self.source}: "
+        bodies = [m[len(prefix) :] if m.startswith(prefix) else m for m in self.messages]
+        if len(bodies) == 1:
+            raise ConfigError(prefix + bodies[0])
+        if bodies:
+            listed = "\n".join(f"  {i}. {body}" for i, body in enumerate(bodies, start=1))
+            raise ConfigError(f"{prefix}{len(bodies)} problems, fix them all before running:\n{listed}")
+
+
+Rule = tuple[Callable[[Any], bool], str]
+AT_LEAST_ONE: Rule = (lambda v: v >= 1, "at least 1")
+POSITIVE: Rule = (lambda v: v > 0, "positive")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, "0 or more")
+PROBABILITY: Rule = (lambda v: 0 < v <= 1, "in (0, 1]")
+
+
+def check_ranges(where: str, checks: Sequence[tuple[str, Any, Rule]]) -> None:
+    """Check numeric settings against their ranges, reporting every value out of range in one message.
+
+    Args:
+        where: The section, for messages (``run``, ``run.generate_cfg``).
+        checks: ``(key, value, rule)`` triples; a value of None (unset) is not checked.
+
+    Raises:
+        ConfigError: Naming each key, its range and the value given.
+    """
+    problems = []
+    for key, value, (accepts, requirement) in checks:
+        if value is None:
+            continue
+        try:
+            fits = bool(accepts(value))
+        except TypeError:
+            fits = False
+        if not fits:
+            problems.append(f"{where}.{key} must be {requirement}, got {value!r}")
+    if problems:
+        raise ConfigError("; ".join(problems) + ".")
+
+
+def resolve_config_path(cfg_path: str | os.PathLike[str]) -> Path:
+    """The config file: as given, or, for a relative ``vigc/...`` path that is not a file from the working
+    directory, the same path inside the installed package (its configs ship in ``vigc/projects``).
+
+    Raises:
+        ConfigError: If neither is a file.
+    """
+    path = Path(cfg_path).expanduser()
+    if path.is_file() or path.is_absolute():
+        return path
+    parts = path.parts
+    if parts and parts[0] == PACKAGE_DIR.name:
+        packaged = PACKAGE_DIR.joinpath(*parts[1:])
+        if packaged.is_file():
+            logger.info("config %s: not in the working directory; using the installed package's %s", path, packaged)
+            return packaged
+    return path
+
+
+def check_output_dir(output_dir: str, *, key: str) -> None:
+    """Check that runs can be written under ``output_dir`` before anything is made there.
+
+    Args:
+        output_dir: The folder of run folders (made if missing).
+        key: The config key, for messages (``run.output_dir``).
+
+    Raises:
+        ConfigError: If it (or a folder above it) is a file, the nearest existing folder is not writable, or it
+            lies inside the installed package.
+    """
+    if not isinstance(output_dir, str) or not output_dir.strip():
+        raise ConfigError(f"{key} is empty; set it to the folder where run folders are made (e.g. output).")
+    root = Path(output_dir).expanduser().resolve()
+    if root == PACKAGE_DIR or PACKAGE_DIR in root.parents:
+        raise ConfigError(f"{key} = {output_dir!r} is inside the installed package {PACKAGE_DIR}; choose another.")
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        what = "is a file" if existing == root else f"lies below the file {str(existing)!r}"
+        raise ConfigError(f"{key} = {output_dir!r} {what}, not a folder; set {key} to a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key} = {output_dir!r}: cannot write in {str(existing)!r}; choose a writable folder.")
+
+
 def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -> DictConfig:
     """Load a project config, apply ``--options`` overrides and fill in legacy model defaults.
 
     Args:
-        cfg_path: Path of the YAML file.
+        cfg_path: Path of the YAML file; a relative ``vigc/...`` path that is not a file from the working
+            directory is looked up in the installed package (see `resolve_config_path`).
         options: Overrides ``section.key=value``; values are read as YAML (``true``, ``3``, ``1e-5``,
             ``[a,b]``); an empty value is the empty string.
 
@@ -73,7 +210,7 @@ def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -
             names a section the file lacks, or a legacy ``model_type`` is unknown.
     """
     source = str(cfg_path)
-    cfg = _load_yaml(Path(cfg_path))
+    cfg = _load_yaml(resolve_config_path(cfg_path))
     for key in cfg:
         if key not in SECTIONS:
             raise ConfigError(
@@ -134,11 +271,15 @@ def validate_config(
     models: Registry = MODELS,
     datasets: Registry = DATASETS,
     tasks: Registry = TASKS,
+    problems: Problems | None = None,
 ) -> None:
-    """Check the parts of a config that can be checked before building anything.
+    """Check the parts of a config that can be checked before building anything, collecting every problem.
 
-    The model section is checked against its builder's signature. Dataset names and ``run.task`` are checked
-    against their registries when those have entries; their other keys are checked by their own builders.
+    The model section is checked against its builder's signature, its weight paths (`WEIGHT_PATH_KEYS`) must
+    exist when set, and ``model.device`` must be usable here. Dataset names are checked against their registry
+    and each entry against its builder's signature; ``run.task`` against the task registry (registries without
+    entries are not checked), and ``run.output_dir`` with `check_output_dir`. Value ranges and input files are
+    checked by the task and dataset builders, which the workflows call through the same `Problems`.
 
     Args:
         cfg: A config from `load_config`.
@@ -146,26 +287,66 @@ def validate_config(
         models: Registry of model builders.
         datasets: Registry of dataset builders.
         tasks: Registry of tasks.
+        problems: Collect problems here and leave raising to the caller; None raises at the end.
 
     Raises:
-        ConfigError: On the first problem found.
+        ConfigError: Listing every problem found (only when `problems` is None).
     """
+    found = problems if problems is not None else Problems(source)
     if not isinstance(cfg.get("model"), DictConfig):
-        raise ConfigError(f"{source}: the config has no 'model' section; add one with an 'arch' key.")
-    builder, kwargs = _model_builder(cfg.model, source=source, models=models)
-    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+        found.add(f"{source}: the config has no 'model' section; add one with an 'arch' key.")
+    else:
+        _validate_model(cfg.model, source=source, models=models, found=found)
     dataset_section = cfg.get("datasets")
     if len(datasets) and isinstance(dataset_section, DictConfig):
-        for name in dataset_section:
+        for key in dataset_section:
+            name = str(key)
             if name not in datasets:
-                raise ConfigError(f"{source}: section 'datasets': {datasets.unknown_name_message(name)}")
+                found.add(f"{source}: section 'datasets': {datasets.unknown_name_message(name)}")
+                continue
+            entry = dataset_section[name]
+            kwargs = found.check(_to_plain, entry, source=source) if isinstance(entry, DictConfig) else {}
+            if kwargs is not None:
+                found.check(
+                    validate_builder_kwargs, datasets.get(name), kwargs, section=f"datasets.{name}", source=source
+                )
     run_section = cfg.get("run")
     if len(tasks) and isinstance(run_section, DictConfig):
         task = run_section.get("task")
         if task is None:
-            raise ConfigError(f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}.")
-        if task not in tasks:
-            raise ConfigError(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
+            found.add(f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}.")
+        elif task not in tasks:
+            found.add(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
+    if isinstance(run_section, DictConfig) and "output_dir" in run_section:
+        found.check(check_output_dir, run_section.output_dir, key="run.output_dir")
+    if problems is None:
+        found.raise_if_any()
+
+
+def _validate_model(cfg_model: DictConfig, *, source: str, models: Registry, found: Problems) -> None:
+    """The model section's keys, weight paths and device."""
+    built = found.check(_model_builder, cfg_model, source=source, models=models)
+    if built is None:
+        return
+    builder, kwargs = built
+    found.check(validate_builder_kwargs, builder, kwargs, section="model", source=source)
+    missing = [
+        f"model.{key} = {kwargs[key]!r} does not exist"
+        for key in WEIGHT_PATH_KEYS
+        if _looks_like_local_path(kwargs.get(key)) and not Path(kwargs[key]).expanduser().exists()
+    ]
+    if missing:
+        found.add(f"{source}: {'; '.join(missing)}; fix the path in the config or with --options.")
+    device = kwargs.get("device")
+    if isinstance(device, str):
+        found.check(dist.check_device, device, key="model.device", fallback=False)
+
+
+def _looks_like_local_path(value: Any) -> bool:
+    """A set path that is not a package (``pkg://``) location or a hub-style ``org/name`` id."""
+    if not isinstance(value, str) or not value or "://" in value:
+        return False
+    return value.startswith(("/", ".", "~")) or not _HUB_ID.match(value)
 
 
 def build_model(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> Any:
@@ -238,8 +419,15 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"Config file {str(path)!r} does not exist; check the path given to --cfg-path.")
     try:
         cfg = OmegaConf.load(path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save the config "
+            "as UTF-8."
+        ) from None
     except (yaml.YAMLError, OmegaConfBaseException) as exc:
-        raise ConfigError(f"{path}: not a valid YAML config: {exc}") from exc
+        raise ConfigError(f"{path}: not a valid YAML config: {_one_line(exc)}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}.") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list.")
     return cfg
@@ -346,6 +534,10 @@ def _to_plain(section: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         }
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: cannot resolve a value: {exc}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _did_you_mean(word: str, candidates: Mapping[str, Any] | Sequence[str]) -> str:

@@ -76,8 +76,10 @@ def test_decompression_bomb_is_an_error_not_a_warning(tmp_path: Path) -> None:
             load_rgb(hard)
         with pytest.raises(BadImageError, match="max_pixels=100000000"):
             load_rgb(soft, max_pixels=100_000_000)
-        with pytest.raises(BadImageError, match="truncated"):  # allowed by size, so decoding is tried (and fails)
+        with pytest.raises(BadImageError, match="max_pixels=64000000"):  # the default limit, from the header
             load_rgb(soft)
+        with pytest.raises(BadImageError, match="truncated"):  # allowed by size, so decoding is tried (and fails)
+            load_rgb(soft, max_pixels=150_000_000)
 
 
 def test_max_pixels_is_configurable(tmp_path: Path) -> None:

@@ -15,6 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+# Largest width x height any image source decodes by default (checked from the file's header): 64 million pixels,
+# 8000 x 8000, is far above any photo collection's images while a decompression bomb of 13000 x 13000 (a few KB
+# of PNG) would cost over a GB. Every source has a ``max_pixels`` config key to change it.
+DEFAULT_MAX_PIXELS = 64_000_000
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

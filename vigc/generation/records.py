@@ -42,7 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from vigc.errors import VIGCError
+from vigc.errors import VIGCError, output_error_message
 
 try:
     import fcntl
@@ -60,6 +60,8 @@ __all__ = [
     "atomic_write_json_array",
     "busy_record_files",
     "atomic_write_lines",
+    "json_line",
+    "remove_stale_temporaries",
     "merge_run",
     "new_run_id",
     "read_errors",
@@ -77,6 +79,8 @@ RUN_INFO_FILE = "run.json"
 MERGED_FILE = "merged.jsonl"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RECORDS_NAME = re.compile(r"^records\.(?P<tag>[A-Za-z0-9._-]+)\.jsonl$")
+_TEMPORARY_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")  # see atomic_write_lines
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _PACKAGES = ("vigc", "torch", "transformers", "pillow")
 
 
@@ -177,8 +181,11 @@ class RecordWriter:
         """Create the run folder and files, lock the records file and repair a torn last line of each file."""
         if self._records is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        records = _open_append(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            records = _open_append(self.path)
+        except OSError as exc:
+            raise RecordsError(output_error_message(exc, self.path.parent, run_id=self.path.parent.name)) from None
         try:
             _lock(records, self.path)
             _repair_tail(records, self.path)
@@ -217,13 +224,13 @@ class RecordWriter:
             raise ValueError(f"Every record needs a non-empty string 'key'; got {key!r}.")
         if key in self._seen:
             raise ValueError(f"Record {key!r} is already in the run; skip done_keys() before generating.")
-        self._append(self._handle(self._records), json.dumps(record, ensure_ascii=False))
+        self._append(self._handle(self._records), json_line(record))
         self._seen.add(key)
 
     def write_error(self, key: str, image: str, reason: str) -> None:
         """Log that `image` (item `key`) failed with `reason`; the item stays undone, so a resumed run retries it."""
         entry = {"key": key, "image": image, "reason": reason, "time": _now()}
-        self._append(self._handle(self._errors), json.dumps(entry, ensure_ascii=False))
+        self._append(self._handle(self._errors), json_line(entry))
 
     def _handle(self, handle: IO[bytes] | None) -> IO[bytes]:
         if handle is None:
@@ -231,10 +238,13 @@ class RecordWriter:
         return handle
 
     def _append(self, handle: IO[bytes], line: str) -> None:
-        handle.write(line.encode("utf-8") + b"\n")
-        handle.flush()
-        if self.fsync:
-            os.fsync(handle.fileno())
+        try:
+            handle.write(line.encode("utf-8") + b"\n")
+            handle.flush()
+            if self.fsync:
+                os.fsync(handle.fileno())
+        except OSError as exc:  # a full disk: the next resume truncates the torn line and goes on
+            raise RecordsError(output_error_message(exc, self.path.parent, run_id=self.path.parent.name)) from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -304,7 +314,7 @@ def merge_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
             else:
                 by_key[record["key"]] = record
     merged = [by_key[key] for key in sorted(by_key)]
-    atomic_write_lines(run_dir / MERGED_FILE, (json.dumps(r, ensure_ascii=False) for r in merged))
+    atomic_write_lines(run_dir / MERGED_FILE, (json_line(r) for r in merged))
     if duplicates:
         logger.warning("%s: dropped %d duplicate record(s) (same key)", run_dir, duplicates)
     logger.info("merged %d record(s) from %d file(s) into %s", len(merged), len(files), run_dir / MERGED_FILE)
@@ -344,7 +354,7 @@ def write_run_info(
         info["starts"] = [*previous.get("starts", []), start]
     info["config"] = dict(config)
     info["provenance"] = {**_environment(), **(provenance or {})}
-    atomic_write_lines(paths.run_info, [json.dumps(info, ensure_ascii=False, indent=2, default=str)])
+    atomic_write_lines(paths.run_info, [json_line(info, indent=2, default=str)])
     return json.loads(json.dumps(info, default=str))
 
 
@@ -371,9 +381,9 @@ def atomic_write_lines(path: Path, lines: Iterable[str]) -> None:
 
     Readers see the old file or the complete new one, never a part.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "w", encoding="utf-8") as handle:
             for line in lines:
                 handle.write(line)
@@ -381,10 +391,62 @@ def atomic_write_lines(path: Path, lines: Iterable[str]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        raise RecordsError(output_error_message(exc, path.parent)) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             temporary.unlink()
     _fsync_dir(path.parent)
+
+
+def json_line(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` for the run's files: UTF-8 text, with undecodable file-name bytes kept losslessly.
+
+    A file name that is not valid UTF-8 reaches Python as a str holding lone surrogates (``os.fsdecode``'s
+    surrogateescape: byte 0xff becomes U+DCFF), which cannot be written as UTF-8. Each is written as its JSON
+    escape ``\\udcff`` instead, so the line stays valid JSON and UTF-8; ``json.loads`` gives the same str back
+    and ``os.fsencode`` of it the original bytes.
+
+    Args:
+        value: A JSON-serialisable value.
+        **kwargs: Passed to ``json.dumps`` (``indent``, ``default``).
+    """
+    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of `atomic_write_lines` that a killed merge or export left in a run folder.
+
+    A file is removed only when the process named in it (``.<name>.<pid>.<hex>.tmp``) no longer runs on this
+    machine, so a merge in progress beside this process keeps its file.
+
+    Returns:
+        The removed files.
+    """
+    removed = []
+    for path in sorted(Path(run_dir).glob(".*.tmp")):
+        match = _TEMPORARY_NAME.match(path.name)
+        if match is None or not path.is_file() or _process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    if removed:
+        logger.info("%s: removed %d temporary file(s) of an interrupted merge or export", run_dir, len(removed))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes no temporary file while a run starts
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def atomic_write_json_array(path: Path, values: Iterable[Any]) -> None:
@@ -398,7 +460,7 @@ def _array_lines(values: Iterable[Any]) -> Iterator[str]:
     for value in values:
         if previous is not None:
             yield previous + ","
-        previous = json.dumps(value, ensure_ascii=False)
+        previous = json_line(value)
     if previous is not None:
         yield previous
     yield "]"

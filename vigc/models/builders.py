@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +25,7 @@ from transformers import (
 )
 
 from vigc.config import validate_builder_kwargs
-from vigc.errors import ConfigError
+from vigc.errors import CheckpointError, ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
 from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
 from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
@@ -80,6 +81,13 @@ def _build_language_model(path: Path, vocab_size: int, dtype: torch.dtype) -> Pr
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except pickle.UnpicklingError as exc:  # transformers reads .bin files with weights_only=True
+        found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        raise CheckpointError(
+            f"`model.llm_model` = {str(path)!r}: its PyTorch weight file holds Python objects that could run code "
+            f"when loaded{f' ({found[0]})' if found else ''}, so it is not loaded. Use the model's .safetensors "
+            "weights, or a .bin file of plain tensors."
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"`model.llm_model` = {str(path)!r} does not hold a causal LM transformers can load: {exc}"
