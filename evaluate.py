@@ -18,11 +18,19 @@ import os
 import sys
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from vigc import dist
 from vigc.builtins import register_all
-from vigc.config import Problems, build_model, check_output_dir, load_config, validate_builder_kwargs, validate_config
+from vigc.config import (
+    Problems,
+    build_model,
+    check_model_inputs,
+    check_output_dir,
+    load_config,
+    validate_builder_kwargs,
+    validate_config,
+)
 from vigc.dist import check_device
 from vigc.errors import ConfigError, VIGCError, output_error_message
 from vigc.generation.inputs import parse_shard
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.cfg_path, args.options)
     problems = Problems(source_name)
     validate_config(cfg, source=source_name, problems=problems)
+    if isinstance(cfg.get("model"), DictConfig):
+        problems.check(check_model_inputs, cfg.model, source=source_name)
     task_and_id = problems.check(_generation_task, cfg, source_name, args.run_id)
     named_source = problems.check(_generation_source, cfg, source_name)
     shard = problems.check(parse_shard, args.shard) if args.shard else None

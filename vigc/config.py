@@ -15,7 +15,6 @@ import functools
 import inspect
 import logging
 import os
-import re
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,9 +44,9 @@ __all__ = [
     "DATASET_CONFIG_DIR",
     "MODEL_CONFIG_DIR",
     "SECTIONS",
-    "WEIGHT_PATH_KEYS",
     "Problems",
     "build_model",
+    "check_model_inputs",
     "AT_LEAST_ONE",
     "NON_NEGATIVE",
     "POSITIVE",
@@ -65,10 +64,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SECTIONS = ("model", "datasets", "run")
-# Model keys that name files or folders of weights: checked to exist (when set) before any builder runs.
-WEIGHT_PATH_KEYS = ("llm_model", "qformer_tokenizer", "vit_model", "pretrained", "finetuned")
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
 DATASET_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "datasets"
 
@@ -183,8 +179,8 @@ def validate_config(
 ) -> None:
     """Check the parts of a config that can be checked before building anything, collecting every problem.
 
-    The model section is checked against its builder's signature, its weight paths (`WEIGHT_PATH_KEYS`) must
-    exist when set, and ``model.device`` must be usable here. Dataset names are checked against their registry
+    The model section is checked against its builder's signature and ``model.device`` must be usable here (its
+    weight paths are the builder's to check: `check_model_inputs`). Dataset names are checked against their registry
     and each entry against its builder's signature; ``run.task`` against the task registry (registries without
     entries are not checked), and ``run.output_dir`` with `check_output_dir`. Value ranges and input files are
     checked by the task and dataset builders, which the workflows call through the same `Problems`.
@@ -232,29 +228,29 @@ def validate_config(
 
 
 def _validate_model(cfg_model: DictConfig, *, source: str, models: Registry, found: Problems) -> None:
-    """The model section's keys, weight paths and device."""
+    """The model section's keys and device."""
     built = found.check(_model_builder, cfg_model, source=source, models=models)
     if built is None:
         return
     builder, kwargs = built
     found.check(validate_builder_kwargs, builder, kwargs, section="model", source=source)
-    missing = [
-        f"model.{key} = {kwargs[key]!r} does not exist"
-        for key in WEIGHT_PATH_KEYS
-        if _looks_like_local_path(kwargs.get(key)) and not Path(kwargs[key]).expanduser().exists()
-    ]
-    if missing:
-        found.add(f"{source}: {'; '.join(missing)}; fix the path in the config or with --options.")
     device = kwargs.get("device")
     if isinstance(device, str):
         found.check(dist.check_device, device, key="model.device", fallback=False)
 
 
-def _looks_like_local_path(value: Any) -> bool:
-    """A set path that is not a package (``pkg://``) location or a hub-style ``org/name`` id."""
-    if not isinstance(value, str) or not value or "://" in value:
-        return False
-    return value.startswith(("/", ".", "~")) or not _HUB_ID.match(value)
+def check_model_inputs(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> None:
+    """Run the model builder's own cheap input check, when it has one (``builder.check_inputs``: weight paths set
+    and present), so the workflows report it with every other problem before anything is loaded.
+
+    Raises:
+        ConfigError: If the section does not fit the builder or its inputs are missing.
+    """
+    builder, kwargs = _model_builder(cfg_model, source=source, models=models)
+    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+    check = getattr(builder, "check_inputs", None)
+    if callable(check):
+        check(**kwargs)
 
 
 def build_model(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> Any:

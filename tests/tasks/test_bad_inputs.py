@@ -134,7 +134,10 @@ GENERATION_CASES: dict[str, tuple[Case, str]] = {
     "model key": (_gen("model.image_sise=96"), "unknown key 'image_sise'"),
     "model type": (_gen("model.num_query_token=many"), "expects int"),
     "model device": (_gen("model.device=gpu"), "model.device = 'gpu' is not a device"),
-    "llm path": (_gen("model.llm_model=/nonexistent/vicuna"), "model.llm_model = '/nonexistent/vicuna' does not"),
+    "llm path": (
+        _gen("model.llm_model=/nonexistent/vicuna"),
+        "'/nonexistent/vicuna' is not a directory",
+    ),
     "images path": (_gen("datasets.image_folder.images=/nonexistent/images"), "does not exist"),
     "image size": (_gen("datasets.image_folder.image_size=0"), "image_size must be at least 1"),
     "max pixels": (_gen("datasets.image_folder.max_pixels=0"), "max_pixels must be a positive"),

@@ -192,9 +192,16 @@ def vigc_model(
             lora_dropout, target_modules), added before the checkpoints load so a LoRA checkpoint fills them.
     """
     dtype = _dtype(precision)
-    files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
-    files["model.finetuned"] = finetuned if load_finetuned else None
-    check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
+    check_vigc_model_inputs(
+        llm_model=llm_model,
+        qformer_tokenizer=qformer_tokenizer,
+        vit_model=vit_model,
+        pretrained=pretrained,
+        finetuned=finetuned,
+        load_pretrained=load_pretrained,
+        load_finetuned=load_finetuned,
+        random_init=random_init,
+    )
     llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)
     qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
@@ -257,6 +264,32 @@ def vigc_model(
     return model.to(device).eval()
 
 
+def check_vigc_model_inputs(
+    *,
+    llm_model: str = "",
+    qformer_tokenizer: str = "",
+    vit_model: str | None = None,
+    pretrained: str | None = None,
+    finetuned: str | None = None,
+    load_pretrained: bool = True,
+    load_finetuned: bool = True,
+    random_init: bool = False,
+    **_other_keys: Any,
+) -> None:
+    """`vigc_model`'s weight paths, checked without reading them (the builders' ``check_inputs``, which
+    `vigc.config.check_model_inputs` runs with a config's other checks).
+
+    Raises:
+        ConfigError: Naming every key still to set or pointing nowhere.
+    """
+    files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
+    files["model.finetuned"] = finetuned if load_finetuned else None
+    check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
+
+
+vigc_model.check_inputs = check_vigc_model_inputs  # type: ignore[attr-defined]
+
+
 def _bert_weight_files(directory: Path) -> list[str]:
     """BERT weights next to the Q-Former tokenizer (LAVIS initialised the Q-Former from bert-base-uncased)."""
     for name in ("model.safetensors", "pytorch_model.bin"):
@@ -297,6 +330,7 @@ def _named(name: str, doc: str, **defaults: Any) -> Callable[..., VIGCModel]:
     builder.__doc__ = doc
     builder.__annotations__ = dict(vigc_model.__annotations__)  # the config checks read the argument types
     builder.__signature__ = inspect.signature(functools.partial(vigc_model, **defaults))  # type: ignore[attr-defined]
+    builder.check_inputs = lambda **kwargs: check_vigc_model_inputs(**{**defaults, **kwargs})  # type: ignore[attr-defined]
     return MODELS.register(builder)
 
 

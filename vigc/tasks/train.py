@@ -36,6 +36,7 @@ from vigc.config import (
     NON_NEGATIVE,
     POSITIVE,
     Problems,
+    check_model_inputs,
     check_output_dir,
     check_ranges,
     validate_builder_kwargs,
@@ -293,6 +294,8 @@ def _check_run(cfg: DictConfig, *, source: str, resume: str | None) -> tuple[Tra
     """
     problems = Problems(source)
     validate_config(cfg, source=source, problems=problems)
+    if isinstance(cfg.get("model"), DictConfig):
+        problems.check(check_model_inputs, cfg.model, source=source)
     task = problems.check(training_task, cfg, source=source)
     if task is not None:
         problems.check(dist.check_device, task.settings.device, key="run.device", fallback=True)
