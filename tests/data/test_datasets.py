@@ -268,3 +268,13 @@ def test_registered_builders() -> None:
     assert expected <= set(DATASETS.names())
     for name in expected:
         assert DATASETS.get(name).__name__ == name
+
+
+def test_evaluation_sets_check_their_images_up_front_too(tmp_path: Path, images: Path) -> None:
+    records = okvqa_records(2) + [{"image": "gone.png", "question": "q", "answer": ["a"]}]
+    with pytest.raises(ImageLoadError, match=r"1 of 3 image files do not exist: '[^']*gone\.png'"):
+        build_dataset("instruct_blip_okvqa_vig_eval", entry(tmp_path, images, records, **EVAL_PROCESSORS))
+    kept = build_dataset(
+        "instruct_blip_okvqa_vig_eval", entry(tmp_path, images, records, skip_missing_images=True, **EVAL_PROCESSORS)
+    )
+    assert len(kept) == 2

@@ -232,15 +232,6 @@ class QATrainDataset(Dataset[TrainItem]):
     def __getitem__(self, index: int) -> TrainItem:
         return self.item(index, self.epoch)
 
-    def missing_images(self) -> list[int]:
-        """Indices of the records whose image file does not exist (one ``stat`` per record, no decoding)."""
-        return [i for i in range(len(self)) if not os.path.isfile(self.image_path(i))]
-
-    def drop_records(self, indices: Sequence[int]) -> None:
-        """Leave the records at `indices` out of the dataset."""
-        dropped = set(indices)
-        self.annotations = [a for i, a in enumerate(self.annotations) if i not in dropped]
-
 
 @dataclass(frozen=True)
 class EvalReference:
@@ -465,27 +456,31 @@ class _ImageKeys:
 _SHOWN_MISSING = 5
 
 
-def _handle_missing_images(dataset: QATrainDataset, *, skip: bool) -> None:
-    """Check every record's image file before training starts: refuse missing ones, or drop them when `skip`.
+def _keep_existing_images(
+    name: str, annotations: list[QAAnnotation], images_root: str, *, skip: bool
+) -> list[QAAnnotation]:
+    """Check every record's image file before training starts (one ``stat`` each, no decoding): refuse missing
+    ones, or leave their records out when `skip`.
 
     Raises:
         ImageLoadError: With the count and the first few missing files (unless `skip`), or when none is left.
     """
-    missing = dataset.missing_images()
+    missing = [a for a in annotations if not os.path.isfile(os.path.join(images_root, a.image))]
     if not missing:
-        return
-    shown = ", ".join(repr(dataset.image_path(i)) for i in missing[:_SHOWN_MISSING])
+        return annotations
+    shown = ", ".join(repr(os.path.join(images_root, a.image)) for a in missing[:_SHOWN_MISSING])
     more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
-    summary = f"{len(missing)} of {len(dataset)} image files do not exist: {shown}{more}"
+    summary = f"{len(missing)} of {len(annotations)} image files do not exist: {shown}{more}"
     if not skip:
         raise ImageLoadError(
-            f"datasets.{dataset.name}: {summary}. Fix build_info.images, or set datasets.{dataset.name}"
-            ".skip_missing_images=true to train without those records."
+            f"datasets.{name}: {summary}. Fix build_info.images, or set datasets.{name}.skip_missing_images=true "
+            "to train without those records."
         )
-    if len(missing) == len(dataset):
-        raise ImageLoadError(f"datasets.{dataset.name}: {summary}; no record would be left to train on.")
-    dataset.drop_records(missing)
-    logger.warning("datasets.%s: skipping %s", dataset.name, summary)
+    if len(missing) == len(annotations):
+        raise ImageLoadError(f"datasets.{name}: {summary}; no record would be left.")
+    logger.warning("datasets.%s: skipping %s", name, summary)
+    absent = {id(a) for a in missing}
+    return [a for a in annotations if id(a) not in absent]
 
 
 @dataclass(frozen=True)
@@ -509,6 +504,8 @@ class _TrainSpec:
     ) -> QATrainDataset:
         """Build the dataset from read annotations and the config keys every training builder has."""
         image_processor, text_processor = _processors(self.name, *processors, "train")
+        if images_keys.check_images:
+            annotations = _keep_existing_images(self.name, annotations, images, skip=images_keys.skip_missing_images)
         dataset = QATrainDataset(
             annotations,
             images,
@@ -521,8 +518,6 @@ class _TrainSpec:
             name=self.name,
             max_pixels=images_keys.max_pixels,
         )
-        if images_keys.check_images:
-            _handle_missing_images(dataset, skip=images_keys.skip_missing_images)
         logger.info("Dataset %s: %d %s samples from %s", self.name, len(dataset), self.task, ", ".join(files))
         return dataset
 
@@ -623,11 +618,13 @@ def _eval_builder(name: str, family_name: str) -> Callable[..., VIGEvalDataset]:
         data_type: Literal["images"] = "images",
         every_nth: int = default_every,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        skip_missing_images: bool = False,
     ) -> VIGEvalDataset:
         files, images = _paths(name, build_info)
         annotations = [a for file in files for a in reader(file)][:: max(every_nth, 1)]
         if not annotations:
             raise VIGCError(f"Dataset {name!r} has no records; check {', '.join(files)}.")
+        annotations = _keep_existing_images(name, annotations, images, skip=skip_missing_images)
         if family_name.startswith("llava"):
             instructions = [_llava_instruction(a) for a in annotations]
         else:
