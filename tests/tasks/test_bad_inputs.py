@@ -182,6 +182,10 @@ TRAINING_CASES: dict[str, tuple[Case, str]] = {
     "missing images": (_train(missing_images=7), "7 of 10 image files do not exist"),
     "init_lr": (_train("run.init_lr=-1"), "run.init_lr must be positive, got -1"),
     "batch size": (_train("run.batch_size_train=0"), "run.batch_size_train must be at least 1"),
+    "crop scale": (
+        _train("datasets.instruct_blip_llava_conv_vig.vis_processor.train={name: blip2_image_train, min_scale: 0}"),
+        "blip2_image_train.min_scale must be in (0, 1]",
+    ),
     "max_iters": (_train("run.max_iters=0"), "run.max_iters must be at least 1"),
     "amp dtype": (_train("run.amp_dtype=fp8"), "key 'amp_dtype' expects"),
     "output is a file": (lambda tmp: _train(f"run.output_dir={_file_output(tmp)}")(tmp), "is a file, not a folder"),
