@@ -302,11 +302,11 @@ def _check_run(cfg: DictConfig, *, source: str, resume: str | None) -> tuple[Tra
         problems.check(check_output_dir, task.settings.output_dir, key="run.output_dir")
     with_eval = bool(task.settings.valid_splits) if task is not None else True
     seed = task.settings.seed if task is not None else TrainSettings.seed
-    data = problems.check(build_training_data, cfg.get("datasets"), seed=seed, with_eval=with_eval, source=source)
+    data = build_training_data(cfg.get("datasets"), seed=seed, with_eval=with_eval, source=source, problems=problems)
     resume = resume or (task.settings.resume_ckpt_path if task is not None else None)
     resume_from = problems.check(find_checkpoint, resume) if resume else None
     problems.raise_if_any()
-    assert task is not None and data is not None  # raise_if_any raised otherwise
+    assert task is not None  # raise_if_any raised otherwise
     return task, data, resume_from
 
 
