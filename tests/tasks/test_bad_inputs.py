@@ -262,7 +262,12 @@ def _bad_image_folder(root: Path) -> dict[bytes, bool]:
         with open(os.path.join(os.fsencode(root), name), "wb") as handle:
             handle.write(data)
     _png_header_only(root / "bomb.png", 13_000, 13_000)  # 169 Mpx: under PIL's own limit, over max_pixels
-    return {name: name in (b"good.png", UNDECODABLE) for name in [*files, b"bomb.png"]}
+    os.symlink("nowhere.png", root / "dangling.png")
+    folder = os.path.join(os.fsencode(root), b"sub \xff")  # an undecodable folder name too
+    os.mkdir(folder)
+    shutil.copyfile(scene, os.path.join(folder, b"x.png"))
+    good = (b"good.png", UNDECODABLE, b"sub \xff/x.png")
+    return {name: name in good for name in [*files, b"bomb.png", b"dangling.png", b"sub \xff/x.png"]}
 
 
 def _only_run(out: Path) -> Path:
