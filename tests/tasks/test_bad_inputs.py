@@ -134,6 +134,9 @@ GENERATION_CASES: dict[str, tuple[Case, str]] = {
     "model key": (_gen("model.image_sise=96"), "unknown key 'image_sise'"),
     "model type": (_gen("model.num_query_token=many"), "expects int"),
     "model device": (_gen("model.device=gpu"), "model.device = 'gpu' is not a device"),
+    "precision": (_gen("model.precision=fp8"), "model.precision must be one of"),
+    "lora key": (_gen("model.lora_config={lora_rank: 8}"), "unknown key 'lora_rank' (did you mean 'lora_r'?)"),
+    "lora range": (_gen("model.lora_config={lora_r: 0}"), "model.lora_config.lora_r must be at least 1"),
     "llm path": (
         _gen("model.llm_model=/nonexistent/vicuna"),
         "'/nonexistent/vicuna' is not a directory",

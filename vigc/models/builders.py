@@ -24,7 +24,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from vigc.config import validate_builder_kwargs
+from vigc.config import AT_LEAST_ONE, POSITIVE, Problems, check_ranges, validate_builder_kwargs
 from vigc.errors import CheckpointError, ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
 from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
@@ -193,6 +193,8 @@ def vigc_model(
     """
     dtype = _dtype(precision)
     check_vigc_model_inputs(
+        precision=precision,
+        lora_config=lora_config,
         llm_model=llm_model,
         qformer_tokenizer=qformer_tokenizer,
         vit_model=vit_model,
@@ -207,8 +209,7 @@ def vigc_model(
     qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
     language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
     if lora_config is not None:
-        validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
-        apply_lora(language_model, LoraSettings(**lora_config))
+        apply_lora(language_model, _lora_settings(lora_config))
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(
             hidden_size=vit_width,
@@ -274,17 +275,45 @@ def check_vigc_model_inputs(
     load_pretrained: bool = True,
     load_finetuned: bool = True,
     random_init: bool = False,
+    precision: str = "fp32",
+    lora_config: dict[str, Any] | None = None,
     **_other_keys: Any,
 ) -> None:
-    """`vigc_model`'s weight paths, checked without reading them (the builders' ``check_inputs``, which
-    `vigc.config.check_model_inputs` runs with a config's other checks).
+    """`vigc_model`'s inputs checked without reading a weight: precision, LoRA settings and weight paths (the
+    builders' ``check_inputs``, which `vigc.config.check_model_inputs` runs with a config's other checks).
 
     Raises:
-        ConfigError: Naming every key still to set or pointing nowhere.
+        ConfigError: Naming every key that is wrong, still to set or pointing nowhere.
     """
+    problems = Problems("model")
+    problems.check(_dtype, precision)
+    if lora_config is not None:
+        problems.check(_lora_settings, lora_config)
     files = {"model.vit_model": vit_model, "model.pretrained": pretrained if load_pretrained else None}
     files["model.finetuned"] = finetuned if load_finetuned else None
-    check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
+    problems.check(
+        check_weight_paths,
+        llm_model=llm_model,
+        qformer_tokenizer=qformer_tokenizer,
+        files=files,
+        random_init=random_init,
+    )
+    if problems.messages:
+        raise ConfigError(" ".join(problems.messages))
+
+
+def _lora_settings(lora_config: dict[str, Any]) -> LoraSettings:
+    validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
+    settings = LoraSettings(**lora_config)
+    check_ranges(
+        "model.lora_config",
+        [
+            ("lora_r", settings.lora_r, AT_LEAST_ONE),
+            ("lora_alpha", settings.lora_alpha, POSITIVE),
+            ("lora_dropout", settings.lora_dropout, (lambda v: 0 <= v < 1, "in [0, 1)")),
+        ],
+    )
+    return settings
 
 
 vigc_model.check_inputs = check_vigc_model_inputs  # type: ignore[attr-defined]
