@@ -191,6 +191,7 @@ TRAINING_CASES: dict[str, tuple[Case, str]] = {
     ),
     "max_iters": (_train("run.max_iters=0"), "run.max_iters must be at least 1"),
     "amp dtype": (_train("run.amp_dtype=fp8"), "key 'amp_dtype' expects"),
+    "validation top_p": (_train("run.generate_cfg={top_p: 0}"), "run.generate_cfg.top_p must be in (0, 1]"),
     "output is a file": (lambda tmp: _train(f"run.output_dir={_file_output(tmp)}")(tmp), "is a file, not a folder"),
     "resume nowhere": (_train(args=("--resume", "/nonexistent/run")), "No training checkpoint at"),
     "generation config": (lambda tmp: ["--cfg-path", DEFAULT_CFG], "is not a training task"),

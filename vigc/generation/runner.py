@@ -14,7 +14,6 @@ import torch
 from tqdm import tqdm
 
 from vigc import dist
-from vigc.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY, check_ranges
 from vigc.data.processors import DEFAULT_MAX_PIXELS
 from vigc.errors import ConfigError, VIGCError, output_error_message
 from vigc.generation.images import load_rgb
@@ -27,7 +26,7 @@ from vigc.generation.records import (
     write_run_info,
     writer_tag,
 )
-from vigc.models.decoding import DecodingSettings
+from vigc.models.decoding import DecodingSettings, check_lavis_decoding
 from vigc.tools.merge_records import merge
 
 logger = logging.getLogger(__name__)
@@ -83,20 +82,7 @@ class GenerateConfig:
             expected = type(getattr(cls, name))
             if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
                 raise ConfigError(f"{where}.{name} must be a {expected.__name__}, got {value!r}.")
-        c = config
-        check_ranges(
-            where,
-            [
-                ("max_len", c.max_len, AT_LEAST_ONE),
-                ("min_len", c.min_len, NON_NEGATIVE),
-                ("num_beams", c.num_beams, AT_LEAST_ONE),
-                ("top_p", c.top_p, PROBABILITY),
-                ("temperature", c.temperature, POSITIVE),
-                ("repetition_penalty", c.repetition_penalty, POSITIVE),
-            ],
-        )
-        if c.min_len > c.max_len:
-            raise ConfigError(f"{where}.min_len ({c.min_len}) must not exceed {where}.max_len ({c.max_len}).")
+        check_lavis_decoding(where, config)
         return config
 
     def decoding(self, num_return_sequences: int = 1) -> DecodingSettings:
