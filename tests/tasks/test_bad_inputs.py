@@ -118,6 +118,19 @@ def _train(*options: str, args: tuple[str, ...] = (), missing_images: int = 0) -
     return lambda tmp: ["--cfg-path", str(_train_config(tmp, missing_images=missing_images)), *args, *tail]
 
 
+def _coco_config(tmp: Path, **build_info: str) -> str:
+    """The default config reading the sample images through the original's COCO builder."""
+    config = yaml.safe_load((PACKAGE / "projects" / "default" / "generate_qa.yaml").read_text())
+    config["run"]["output_dir"] = str(tmp / "out")
+    info = {"images": str(SAMPLES), **build_info}
+    config["datasets"] = {"instruct_blip_coco2017_vig_test": {"build_info": info, "filter": ["llava"]}}
+    return yaml.safe_dump(config)
+
+
+def _broken_json(tmp: Path) -> Path:
+    return _write(tmp, "bad.json", b'[{"image": "\xff')
+
+
 def _file_output(tmp: Path) -> str:
     return str(_write(tmp, "taken", "a file"))
 
@@ -161,6 +174,13 @@ GENERATION_CASES: dict[str, tuple[Case, str]] = {
     "run device": (_gen("run.device=tpu"), "run.device = 'tpu' is not a device"),
     "samples": (_gen("run.samples_per_image=0"), "run.samples_per_image must be at least 1"),
     "sample top_p": (_gen("run.sample_top_p=0"), "run.sample_top_p must be in (0, 1]"),
+    "image_ids not JSON": (
+        lambda tmp: [
+            "--cfg-path",
+            str(_write(tmp, "coco.yaml", _coco_config(tmp, image_ids=str(_write(tmp, "ids.json", "{oops"))))),
+        ],
+        "is not readable JSON",
+    ),
     "training config": (
         lambda tmp: ["--cfg-path", "vigc/projects/instruct_blip_vicuna7b/vigc/okvqa/normal_vigc.yaml"],
         "train.py",
@@ -183,6 +203,10 @@ TRAINING_CASES: dict[str, tuple[Case, str]] = {
         "annotation file '/nonexistent.json' does not exist",
     ),
     "missing images": (_train(missing_images=7), "7 of 10 image files do not exist"),
+    "annotation not JSON": (
+        lambda tmp: _train(f"datasets.instruct_blip_llava_conv_vig.build_info.annotation={_broken_json(tmp)}")(tmp),
+        "bad.json",
+    ),
     "init_lr": (_train("run.init_lr=-1"), "run.init_lr must be positive, got -1"),
     "batch size": (_train("run.batch_size_train=0"), "run.batch_size_train must be at least 1"),
     "crop scale": (
@@ -301,6 +325,12 @@ def test_bad_image_folder_with_undecodable_names_completes_and_resumes(
     llava = json.loads((run / "llava_train.json").read_text(encoding="utf-8"))
     assert UNDECODABLE in {os.fsencode(e["image"]) for e in llava}
     assert "\\udce9" in (run / "merged.jsonl").read_text(encoding="utf-8")  # the documented escaped form
+    listed = tmp_path / "list.txt"  # a list file naming it in its own bytes reaches the same image
+    listed.write_bytes(b"good.png\n" + UNDECODABLE + b"\n")
+    list_argv = [*argv, f"datasets.image_folder.annotation={listed}", f"run.output_dir={tmp_path / 'listed'}"]
+    assert entries["evaluate"].main(list_argv) == 0
+    from_list = _lines(_only_run(tmp_path / "listed") / "merged.jsonl")
+    assert {os.fsencode(r["image"]) for r in from_list} == {b"good.png", UNDECODABLE}
 
     # a merge killed mid-write left its temporary file; a live process's one is kept
     stale = run / f".merged.jsonl.{2**31 - 2}.0badf00d.tmp"

@@ -48,7 +48,12 @@ def _excluded_image_ids(image_ids: str | None, names: list[str] | None, where: s
     path = Path(image_ids).expanduser()
     if not path.is_file():
         raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} is not a file.")
-    groups = json.loads(path.read_text())
+    try:
+        groups = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} is not readable JSON ({exc}).") from None
+    if not isinstance(groups, dict):
+        raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} must hold a JSON object {{name: [ids]}}.")
     unknown = [name for name in names if name not in groups]
     if unknown:
         raise ConfigError(f"{where}.filter names {unknown}, which {path} does not list (it has {sorted(groups)}).")
