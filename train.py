@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from vigc.config import load_config
-from vigc.errors import VIGCError
+from vigc.errors import VIGCError, output_error_message
 
 logger = logging.getLogger("train")
 
@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_training(cfg, source=args.cfg_path, resume=args.resume)
     except VIGCError as exc:
         logger.error("%s", exc)
+        return 2
+    except OSError as exc:  # a full disk or a folder gone mid-run: the checkpoints written so far are kept
+        logger.error("%s", output_error_message(exc))
         return 2
     logger.info("done: %s (last checkpoint %s)", result.run_dir, result.checkpoint)
     return 0

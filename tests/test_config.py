@@ -37,7 +37,7 @@ def tiny_vigc(
     return {"llm_model": llm_model, "image_size": image_size, "lr_scale": lr_scale, "finetuned": finetuned}
 
 
-def okvqa_train(annotation: str) -> None: ...
+def okvqa_train(annotation: str, build_info: dict[str, str] | None = None) -> None: ...
 
 
 def generate_qa() -> None: ...
@@ -365,3 +365,30 @@ def test_dataset_defaults_are_merged_so_options_can_set_their_paths(tmp_path: Pa
     assert entry.sample_ratio == 300
     assert entry.build_info.images == "/data/coco"
     assert "annotation" in entry.build_info  # from vigc/configs/datasets/okvqa/vig/train.yaml
+
+
+def test_packaged_config_paths_work_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("vigc/projects/default/generate_qa.yaml")
+    assert cfg.model.arch == "vigc_default"
+    (tmp_path / "vigc" / "projects" / "default").mkdir(parents=True)
+    (tmp_path / "vigc/projects/default/generate_qa.yaml").write_text("model:\n  arch: mine\n")
+    assert load_config("vigc/projects/default/generate_qa.yaml").model.arch == "mine"  # the user's file wins
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("vigc/projects/default/nope.yaml")
+
+
+def test_a_non_utf8_config_is_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"run:\n  task: x  # d\xe9j\xe0 vu\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 19\); save the config as UTF-8"):
+        load_config(path)
+
+
+def test_problems_are_reported_together(tmp_path: Path, registries: dict[str, Registry]) -> None:
+    cfg = load_config(write(tmp_path, PROJECT), ["model.image_size=big", "run.task=nope", "run.output_dir=/dev/null"])
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg, source="p.yaml", **registries)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "p.yaml: 3 problems, fix them all before running:"
+    assert "expects int" in lines[1] and "Unknown task 'nope'" in lines[2] and "'/dev/null' is a file" in lines[3]

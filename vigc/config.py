@@ -24,6 +24,17 @@ import yaml
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vigc import dist
+from vigc.config_checks import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    PACKAGE_DIR,
+    POSITIVE,
+    PROBABILITY,
+    Problems,
+    check_output_dir,
+    check_ranges,
+)
 from vigc.errors import ConfigError
 from vigc.registry import DATASETS, MODELS, TASKS, Registry, closest_match
 
@@ -33,10 +44,19 @@ __all__ = [
     "DATASET_CONFIG_DIR",
     "MODEL_CONFIG_DIR",
     "SECTIONS",
+    "Problems",
     "build_model",
+    "check_model_inputs",
+    "AT_LEAST_ONE",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "PROBABILITY",
+    "check_output_dir",
+    "check_ranges",
     "dataset_default_path",
     "dataset_defaults",
     "load_config",
+    "resolve_config_path",
     "validate_builder_kwargs",
     "validate_config",
 ]
@@ -44,6 +64,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SECTIONS = ("model", "datasets", "run")
+
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "models"
 DATASET_CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "datasets"
 
@@ -57,11 +78,31 @@ LEGACY_MODEL_TYPES: dict[str, str] = {
 }
 
 
+def resolve_config_path(cfg_path: str | os.PathLike[str]) -> Path:
+    """The config file: as given, or, for a relative ``vigc/...`` path that is not a file from the working
+    directory, the same path inside the installed package (its configs ship in ``vigc/projects``).
+
+    Raises:
+        ConfigError: If neither is a file.
+    """
+    path = Path(cfg_path).expanduser()
+    if path.is_file() or path.is_absolute():
+        return path
+    parts = path.parts
+    if parts and parts[0] == PACKAGE_DIR.name:
+        packaged = PACKAGE_DIR.joinpath(*parts[1:])
+        if packaged.is_file():
+            logger.info("config %s: not in the working directory; using the installed package's %s", path, packaged)
+            return packaged
+    return path
+
+
 def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -> DictConfig:
     """Load a project config, apply ``--options`` overrides and fill in legacy model defaults.
 
     Args:
-        cfg_path: Path of the YAML file.
+        cfg_path: Path of the YAML file; a relative ``vigc/...`` path that is not a file from the working
+            directory is looked up in the installed package (see `resolve_config_path`).
         options: Overrides ``section.key=value``; values are read as YAML (``true``, ``3``, ``1e-5``,
             ``[a,b]``); an empty value is the empty string.
 
@@ -73,7 +114,7 @@ def load_config(cfg_path: str | os.PathLike[str], options: Sequence[str] = ()) -
             names a section the file lacks, or a legacy ``model_type`` is unknown.
     """
     source = str(cfg_path)
-    cfg = _load_yaml(Path(cfg_path))
+    cfg = _load_yaml(resolve_config_path(cfg_path))
     for key in cfg:
         if key not in SECTIONS:
             raise ConfigError(
@@ -134,11 +175,15 @@ def validate_config(
     models: Registry = MODELS,
     datasets: Registry = DATASETS,
     tasks: Registry = TASKS,
+    problems: Problems | None = None,
 ) -> None:
-    """Check the parts of a config that can be checked before building anything.
+    """Check the parts of a config that can be checked before building anything, collecting every problem.
 
-    The model section is checked against its builder's signature. Dataset names and ``run.task`` are checked
-    against their registries when those have entries; their other keys are checked by their own builders.
+    The model section is checked against its builder's signature and ``model.device`` must be usable here (its
+    weight paths are the builder's to check: `check_model_inputs`). Dataset names are checked against their registry
+    and each entry against its builder's signature; ``run.task`` against the task registry (registries without
+    entries are not checked), and ``run.output_dir`` with `check_output_dir`. Value ranges and input files are
+    checked by the task and dataset builders, which the workflows call through the same `Problems`.
 
     Args:
         cfg: A config from `load_config`.
@@ -146,26 +191,66 @@ def validate_config(
         models: Registry of model builders.
         datasets: Registry of dataset builders.
         tasks: Registry of tasks.
+        problems: Collect problems here and leave raising to the caller; None raises at the end.
 
     Raises:
-        ConfigError: On the first problem found.
+        ConfigError: Listing every problem found (only when `problems` is None).
     """
+    found = problems if problems is not None else Problems(source)
     if not isinstance(cfg.get("model"), DictConfig):
-        raise ConfigError(f"{source}: the config has no 'model' section; add one with an 'arch' key.")
-    builder, kwargs = _model_builder(cfg.model, source=source, models=models)
-    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+        found.add(f"{source}: the config has no 'model' section; add one with an 'arch' key.")
+    else:
+        _validate_model(cfg.model, source=source, models=models, found=found)
     dataset_section = cfg.get("datasets")
     if len(datasets) and isinstance(dataset_section, DictConfig):
-        for name in dataset_section:
+        for key in dataset_section:
+            name = str(key)
             if name not in datasets:
-                raise ConfigError(f"{source}: section 'datasets': {datasets.unknown_name_message(name)}")
+                found.add(f"{source}: section 'datasets': {datasets.unknown_name_message(name)}")
+                continue
+            entry = dataset_section[name]
+            kwargs = found.check(_to_plain, entry, source=source) if isinstance(entry, DictConfig) else {}
+            if kwargs is not None:
+                found.check(
+                    validate_builder_kwargs, datasets.get(name), kwargs, section=f"datasets.{name}", source=source
+                )
     run_section = cfg.get("run")
     if len(tasks) and isinstance(run_section, DictConfig):
         task = run_section.get("task")
         if task is None:
-            raise ConfigError(f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}.")
-        if task not in tasks:
-            raise ConfigError(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
+            found.add(f"{source}: section 'run' has no 'task'; set it to one of {', '.join(tasks.names())}.")
+        elif task not in tasks:
+            found.add(f"{source}: key 'run.task': {tasks.unknown_name_message(task)}")
+    if isinstance(run_section, DictConfig) and "output_dir" in run_section:
+        found.check(check_output_dir, run_section.output_dir, key="run.output_dir")
+    if problems is None:
+        found.raise_if_any()
+
+
+def _validate_model(cfg_model: DictConfig, *, source: str, models: Registry, found: Problems) -> None:
+    """The model section's keys and device."""
+    built = found.check(_model_builder, cfg_model, source=source, models=models)
+    if built is None:
+        return
+    builder, kwargs = built
+    found.check(validate_builder_kwargs, builder, kwargs, section="model", source=source)
+    device = kwargs.get("device")
+    if isinstance(device, str):
+        found.check(dist.check_device, device, key="model.device", fallback=False)
+
+
+def check_model_inputs(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> None:
+    """Run the model builder's own cheap input check, when it has one (``builder.check_inputs``: weight paths set
+    and present), so the workflows report it with every other problem before anything is loaded.
+
+    Raises:
+        ConfigError: If the section does not fit the builder or its inputs are missing.
+    """
+    builder, kwargs = _model_builder(cfg_model, source=source, models=models)
+    validate_builder_kwargs(builder, kwargs, section="model", source=source)
+    check = getattr(builder, "check_inputs", None)
+    if callable(check):
+        check(**kwargs)
 
 
 def build_model(cfg_model: DictConfig | Mapping[str, Any], *, source: str, models: Registry = MODELS) -> Any:
@@ -238,8 +323,15 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"Config file {str(path)!r} does not exist; check the path given to --cfg-path.")
     try:
         cfg = OmegaConf.load(path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save the config "
+            "as UTF-8."
+        ) from None
     except (yaml.YAMLError, OmegaConfBaseException) as exc:
-        raise ConfigError(f"{path}: not a valid YAML config: {exc}") from exc
+        raise ConfigError(f"{path}: not a valid YAML config: {_one_line(exc)}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}.") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list.")
     return cfg
@@ -346,6 +438,10 @@ def _to_plain(section: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         }
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: cannot resolve a value: {exc}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _did_you_mean(word: str, candidates: Mapping[str, Any] | Sequence[str]) -> str:

@@ -9,15 +9,19 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as torch_dist
 
+from vigc.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_DEVICE = re.compile(r"^cuda(?::(?P<index>\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,31 @@ def cleanup() -> None:
     """Leave the process group if one was joined."""
     if is_initialized():
         torch_dist.destroy_process_group()
+
+
+def check_device(device: str, *, key: str, fallback: bool) -> None:
+    """Check a device setting before anything is built on it.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        key: The config key, for messages.
+        fallback: Whether ``cuda`` without CUDA is allowed (the run falls back to the CPU with a warning).
+
+    Raises:
+        ConfigError: If the value is none of those, or names CUDA (or a GPU index) this machine does not have.
+    """
+    if device in ("auto", "cpu"):
+        return
+    match = _DEVICE.match(device)
+    if match is None:
+        raise ConfigError(f"{key} = {device!r} is not a device; use auto, cpu, cuda or cuda:N.")
+    if not torch.cuda.is_available():
+        if fallback:
+            return
+        raise ConfigError(
+            f"{key} = {device!r}, but this PyTorch build has no usable CUDA (torch {torch.__version__}); "
+            "set it to cpu or auto, or install a CUDA build of PyTorch."
+        )
+    index = int(match["index"] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"{key} = {device!r}, but this machine has {torch.cuda.device_count()} GPU(s).")

@@ -119,13 +119,32 @@ def test_missing_and_broken_images_name_the_file(tmp_path: Path, images: Path) -
         {"image": "nowhere.png", "question": "q", "answer": ["a"]},
         {"image": "broken.png", "question": "q", "answer": ["a"]},
     ]
-    dataset = build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records, **TRAIN_PROCESSORS))
+    unchecked = entry(tmp_path, images, records, check_images=False, **TRAIN_PROCESSORS)
+    dataset = build_dataset("instruct_blip_okvqa_vig", unchecked)
     with pytest.raises(ImageLoadError, match=r"nowhere\.png"):
         dataset[1]
     with pytest.raises(ImageLoadError, match=r"broken\.png.*Training data must be clean"):
         dataset[2]
-    with pytest.raises(ImageLoadError, match=r"1 image files do not exist: .*nowhere\.png"):
-        build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records, check_images=True))
+    with pytest.raises(ImageLoadError, match=r"1 of 3 image files do not exist: .*nowhere\.png.*skip_missing"):
+        build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records))
+
+
+def test_missing_images_are_counted_up_front_or_skipped(tmp_path: Path, images: Path) -> None:
+    records = okvqa_records(2) + [{"image": f"gone_{i}.png", "question": "q", "answer": ["a"]} for i in range(7)]
+    expected = r"7 of 9 image files do not exist: '[^']*gone_0\.png'.*and 2 more"
+    with pytest.raises(ImageLoadError, match=expected) as info:
+        build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records, **TRAIN_PROCESSORS))
+    assert "gone_4" in str(info.value) and "gone_5" not in str(info.value)
+    kept = build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records, skip_missing_images=True))
+    assert len(kept) == 2 and all("gone" not in kept.image_path(i) for i in range(2))
+    with pytest.raises(ImageLoadError, match="no record would be left"):
+        build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, records[2:], skip_missing_images=True))
+
+
+def test_training_images_larger_than_max_pixels_are_refused_before_decoding(tmp_path: Path, images: Path) -> None:
+    dataset = build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, okvqa_records(1), max_pixels=100))
+    with pytest.raises(ImageLoadError, match="more than max_pixels=100"):
+        dataset[0]
 
 
 def test_aokvqa_eval_items(tmp_path: Path, images: Path) -> None:
@@ -249,3 +268,13 @@ def test_registered_builders() -> None:
     assert expected <= set(DATASETS.names())
     for name in expected:
         assert DATASETS.get(name).__name__ == name
+
+
+def test_evaluation_sets_check_their_images_up_front_too(tmp_path: Path, images: Path) -> None:
+    records = okvqa_records(2) + [{"image": "gone.png", "question": "q", "answer": ["a"]}]
+    with pytest.raises(ImageLoadError, match=r"1 of 3 image files do not exist: '[^']*gone\.png'"):
+        build_dataset("instruct_blip_okvqa_vig_eval", entry(tmp_path, images, records, **EVAL_PROCESSORS))
+    kept = build_dataset(
+        "instruct_blip_okvqa_vig_eval", entry(tmp_path, images, records, skip_missing_images=True, **EVAL_PROCESSORS)
+    )
+    assert len(kept) == 2

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 import warnings
 import zlib
 from pathlib import Path
@@ -76,8 +80,10 @@ def test_decompression_bomb_is_an_error_not_a_warning(tmp_path: Path) -> None:
             load_rgb(hard)
         with pytest.raises(BadImageError, match="max_pixels=100000000"):
             load_rgb(soft, max_pixels=100_000_000)
-        with pytest.raises(BadImageError, match="truncated"):  # allowed by size, so decoding is tried (and fails)
+        with pytest.raises(BadImageError, match="max_pixels=64000000"):  # the default limit, from the header
             load_rgb(soft)
+        with pytest.raises(BadImageError, match="truncated"):  # allowed by size, so decoding is tried (and fails)
+            load_rgb(soft, max_pixels=150_000_000)
 
 
 def test_max_pixels_is_configurable(tmp_path: Path) -> None:
@@ -162,3 +168,42 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     top, bottom = shown.getpixel((10, 5)), shown.getpixel((10, 35))
     assert top[0] > 200 and top[2] < 50  # type: ignore[index]  # stored left (red) is now on top
     assert bottom[2] > 200 and bottom[0] < 50  # type: ignore[index]
+
+
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A real, decodable all-black greyscale PNG of width x height, written row by row (a few hundred KB)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row, parts = zlib.compressobj(9), b"\x00" * (width + 1), []  # filter byte + pixels
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_real_bomb_is_refused_without_decoding(tmp_path: Path) -> None:
+    """A 13000 x 13000 PNG (169 Mpx, under PIL's own limit) decodes to 1.3 GB of RGB; the default limit refuses it
+    from the header, so peak memory does not move (measured in a fresh process)."""
+    bomb = tmp_path / "bomb.png"
+    _png_bomb(bomb, 13_000, 13_000)
+    assert bomb.stat().st_size < 1_000_000
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from vigc.generation.images import BadImageError, load_rgb
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            load_rgb({str(bomb)!r})
+        except BadImageError as exc:
+            assert "max_pixels=64000000" in str(exc), exc
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        """
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert int(result.stdout.strip()) < 50_000  # KB: far from the 1.3 GB a decode costs

@@ -21,6 +21,7 @@ from vigc.generation.records import (
     RecordWriter,
     RunPaths,
     busy_record_files,
+    json_line,
     merge_run,
     new_run_id,
     read_errors,
@@ -215,3 +216,17 @@ def test_sigkilled_writers_resumed_many_times_write_every_key_exactly_once(tmp_p
     done = [record["key"] for path in paths.run_dir.glob("records.*.jsonl") for record in read_records(path)]
     assert sorted(done) == expected  # no key written twice, none lost
     assert [record["key"] for record in merge_run(paths.run_dir)] == expected
+
+
+def test_undecodable_file_names_are_written_losslessly_as_json_escapes(tmp_path: Path) -> None:
+    name = os.fsdecode(b"photos/caf\xe9 \xff.jpg")  # surrogateescape: U+DCE9, U+DCFF
+    line = json_line({"key": name, "image": name, "text": "naïve 東京"})
+    line.encode("utf-8")  # strict UTF-8: no lone surrogate left
+    assert "\\udce9" in line and "\\udcff" in line and "naïve 東京" in line  # other text stays readable
+    assert os.fsencode(json.loads(line)["image"]) == b"photos/caf\xe9 \xff.jpg"
+    with RecordWriter(tmp_path / "run" / "records.rank0.jsonl", fsync=False) as writer:
+        writer.write({"key": name, "valid": True})
+        writer.write_error(name + "#2", name, "cannot decode")
+        assert writer.done_keys() == {name}  # a resume recognises the record
+    merged = merge_run(tmp_path / "run")
+    assert [os.fsencode(r["key"]) for r in merged] == [b"photos/caf\xe9 \xff.jpg"]

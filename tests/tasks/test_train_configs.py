@@ -76,6 +76,7 @@ def _tiny_options(cfg_path: Path, data: Path, files: dict[str, str], fixture: Pa
         "run.max_eval_items=2",
         "run.num_eval_samples=1",
         "run.generate_cfg.max_len=4",
+        "run.generate_cfg.min_len=1",  # the LLaVA configs ask for 8; min_len > max_len is refused
         "run.generate_cfg.num_beams=2",
         f"run.output_dir={output}",
     ]

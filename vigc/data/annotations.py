@@ -149,7 +149,7 @@ def load_records(path: PathLike) -> list[Any]:
             f"Annotation file {str(source)!r} does not exist; set the dataset's build_info.annotation to the path "
             "of your JSON file."
         )
-    text = source.read_text(encoding="utf-8")
+    text = _read_text(source)
     if source.suffix.lower() == ".jsonl":
         return _parse_json_lines(source, text)
     try:
@@ -161,6 +161,19 @@ def load_records(path: PathLike) -> list[Any]:
             f"{source}: the top level is a {type(records).__name__}; expected a JSON array of records."
         )
     return records
+
+
+def _read_text(source: Path) -> str:
+    """A JSON file's text; bytes that are not UTF-8 (JSON's encoding) are one clear error."""
+    try:
+        return source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(
+            f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); JSON files are "
+            "UTF-8, so re-save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise AnnotationError(f"{source}: cannot read it ({exc.strerror or exc}).") from None
 
 
 def _parse_json_lines(source: Path, text: str) -> list[Any]:
@@ -351,7 +364,7 @@ def read_image_id_groups(path: PathLike, names: Sequence[str]) -> set[int | str]
     if not source.is_file():
         raise AnnotationError(f"Image-id file {str(source)!r} does not exist; set build_info.image_ids.")
     try:
-        groups = json.loads(source.read_text(encoding="utf-8"))
+        groups = json.loads(_read_text(source))
     except json.JSONDecodeError as exc:
         raise AnnotationError(f"{source}: not valid JSON ({exc}).") from exc
     if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):

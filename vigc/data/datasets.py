@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from vigc.config import DATASET_CONFIG_DIR, dataset_default_path, dataset_defaults, validate_builder_kwargs
 from vigc.data import annotations as readers
 from vigc.data.annotations import AnnotationError, QAAnnotation
-from vigc.data.processors import EvalImageProcessor, TrainImageProcessor
+from vigc.data.processors import DEFAULT_MAX_PIXELS, EvalImageProcessor, TrainImageProcessor
 from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged
 from vigc.data.text import build_processor
 from vigc.errors import ConfigError, VIGCError
@@ -76,20 +76,27 @@ class ImageLoadError(VIGCError):
     """An image file of a dataset is missing or cannot be decoded."""
 
 
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
+def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open an image file as RGB.
 
     Args:
         path: The image file.
+        max_pixels: Largest width x height decoded, checked from the header first (a decompression bomb of a few
+            KB would otherwise cost gigabytes).
 
     Returns:
         The decoded RGB image.
 
     Raises:
-        ImageLoadError: Naming the file, if it is missing or not a readable image.
+        ImageLoadError: Naming the file, if it is missing, not a readable image or larger than `max_pixels`.
     """
     try:
         with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                raise ImageLoadError(
+                    f"Image {os.fspath(path)!r} is {image.width}x{image.height}, more than max_pixels={max_pixels} "
+                    "pixels: shrink it, remove its record, or raise the dataset's max_pixels."
+                )
             return image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageLoadError(
@@ -174,6 +181,7 @@ class QATrainDataset(Dataset[TrainItem]):
         seed: int = 0,
         sample_ratio: float = 1.0,
         name: str = "",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if not annotations:
             raise VIGCError(f"Dataset {name!r} has no records; check its annotation file and filters.")
@@ -188,6 +196,7 @@ class QATrainDataset(Dataset[TrainItem]):
         self.seed = seed
         self.sample_ratio = sample_ratio
         self.name = name
+        self.max_pixels = max_pixels
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -217,18 +226,11 @@ class QATrainDataset(Dataset[TrainItem]):
         rng = random.Random(stable_seed(self.seed, self.name, epoch, index))
         pair = SAMPLE_BUILDERS[self.task](self.annotations[index], self.prompts, rng, self.text_processor)
         path = self.image_path(index)
-        image = _process_image(self.image_processor, load_image(path), rng)
+        image = _process_image(self.image_processor, load_image(path, self.max_pixels), rng)
         return TrainItem(image=image, text_input=pair.text_input, text_output=pair.text_output, image_path=path)
 
     def __getitem__(self, index: int) -> TrainItem:
         return self.item(index, self.epoch)
-
-    def check_images(self) -> None:
-        """Raise `ImageLoadError` listing (up to 10) records whose image file does not exist."""
-        missing = [p for p in (self.image_path(i) for i in range(len(self))) if not os.path.isfile(p)]
-        if missing:
-            shown = ", ".join(repr(p) for p in missing[:10])
-            raise ImageLoadError(f"Dataset {self.name!r}: {len(missing)} image files do not exist: {shown}.")
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ class VIGEvalDataset(Dataset[VIGEvalItem]):
         instructions: One instruction per record.
         image_processor: Usually `EvalImageProcessor`.
         text_processor: Applied to the question in the prompt.
+        max_pixels: Largest width x height decoded (see `load_image`).
     """
 
     def __init__(
@@ -304,6 +307,7 @@ class VIGEvalDataset(Dataset[VIGEvalItem]):
         instructions: Sequence[str],
         image_processor: ImageProcessor,
         text_processor: TextProcessor = unchanged,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if len(instructions) != len(annotations):
             raise ValueError("VIGEvalDataset needs one instruction per annotation.")
@@ -312,6 +316,7 @@ class VIGEvalDataset(Dataset[VIGEvalItem]):
         self.instructions = list(instructions)
         self.image_processor = image_processor
         self.text_processor = text_processor
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.annotations)
@@ -331,7 +336,7 @@ class VIGEvalDataset(Dataset[VIGEvalItem]):
             image_id=annotation.image_id,
             question_id=annotation.question_id,
         )
-        image = _process_image(self.image_processor, load_image(path), random.Random(index))
+        image = _process_image(self.image_processor, load_image(path, self.max_pixels), random.Random(index))
         return VIGEvalItem(image=image, prompt=prompt, reference=reference)
 
 
@@ -440,6 +445,45 @@ Task = Literal["vig", "vic", "vqg"]
 
 
 @dataclass(frozen=True)
+class _ImageKeys:
+    """The image keys of every training dataset entry (see `_handle_missing_images` and `load_image`)."""
+
+    check_images: bool
+    skip_missing_images: bool
+    max_pixels: int
+
+
+_SHOWN_MISSING = 5
+
+
+def _keep_existing_images(
+    name: str, annotations: list[QAAnnotation], images_root: str, *, skip: bool
+) -> list[QAAnnotation]:
+    """Check every record's image file before training starts (one ``stat`` each, no decoding): refuse missing
+    ones, or leave their records out when `skip`.
+
+    Raises:
+        ImageLoadError: With the count and the first few missing files (unless `skip`), or when none is left.
+    """
+    missing = [a for a in annotations if not os.path.isfile(os.path.join(images_root, a.image))]
+    if not missing:
+        return annotations
+    shown = ", ".join(repr(os.path.join(images_root, a.image)) for a in missing[:_SHOWN_MISSING])
+    more = f" and {len(missing) - _SHOWN_MISSING} more" if len(missing) > _SHOWN_MISSING else ""
+    summary = f"{len(missing)} of {len(annotations)} image files do not exist: {shown}{more}"
+    if not skip:
+        raise ImageLoadError(
+            f"datasets.{name}: {summary}. Fix build_info.images, or set datasets.{name}.skip_missing_images=true "
+            "to train without those records."
+        )
+    if len(missing) == len(annotations):
+        raise ImageLoadError(f"datasets.{name}: {summary}; no record would be left.")
+    logger.warning("datasets.%s: skipping %s", name, summary)
+    absent = {id(a) for a in missing}
+    return [a for a in annotations if id(a) not in absent]
+
+
+@dataclass(frozen=True)
 class _TrainSpec:
     """What every training builder shares: the dataset's name, family and task."""
 
@@ -456,10 +500,12 @@ class _TrainSpec:
         processors: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None],
         seed: int,
         sample_ratio: float,
-        check_images: bool,
+        images_keys: _ImageKeys,
     ) -> QATrainDataset:
         """Build the dataset from read annotations and the config keys every training builder has."""
         image_processor, text_processor = _processors(self.name, *processors, "train")
+        if images_keys.check_images:
+            annotations = _keep_existing_images(self.name, annotations, images, skip=images_keys.skip_missing_images)
         dataset = QATrainDataset(
             annotations,
             images,
@@ -470,9 +516,8 @@ class _TrainSpec:
             seed=seed,
             sample_ratio=sample_ratio,
             name=self.name,
+            max_pixels=images_keys.max_pixels,
         )
-        if check_images:
-            dataset.check_images()
         logger.info("Dataset %s: %d %s samples from %s", self.name, len(dataset), self.task, ", ".join(files))
         return dataset
 
@@ -487,7 +532,9 @@ def _train_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
         sample_ratio: float = 1.0,
         data_type: Literal["images"] = "images",
         seed: int = 0,
-        check_images: bool = False,
+        check_images: bool = True,
+        skip_missing_images: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> QATrainDataset:
         files, images = _paths(spec.name, build_info)
         annotations = [a for file in files for a in _FAMILIES[spec.family].reader(file)]
@@ -498,7 +545,7 @@ def _train_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
             processors=(vis_processor, text_processor),
             seed=seed,
             sample_ratio=sample_ratio,
-            check_images=check_images,
+            images_keys=_ImageKeys(check_images, skip_missing_images, max_pixels),
         )
 
     return _named(builder, spec.name, f"{spec.family} {spec.task.upper()} training samples (SPEC §4).")
@@ -518,7 +565,9 @@ def _coco_pseudo_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
         sample_ratio: float = 1.0,
         data_type: Literal["images"] = "images",
         seed: int = 0,
-        check_images: bool = False,
+        check_images: bool = True,
+        skip_missing_images: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> QATrainDataset:
         # The original reads the annotation from the entry's top level; build_info.annotation works too.
         info = {**build_info, "annotation": annotation} if annotation is not None else dict(build_info)
@@ -539,7 +588,7 @@ def _coco_pseudo_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
             processors=(vis_processor, text_processor),
             seed=seed,
             sample_ratio=sample_ratio,
-            check_images=check_images,
+            images_keys=_ImageKeys(check_images, skip_missing_images, max_pixels),
         )
 
     return _named(builder, spec.name, f"COCO pseudo (generated QA) {spec.task.upper()} training samples.")
@@ -568,18 +617,26 @@ def _eval_builder(name: str, family_name: str) -> Callable[..., VIGEvalDataset]:
         text_processor: Mapping[str, Any] | None = None,
         data_type: Literal["images"] = "images",
         every_nth: int = default_every,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        skip_missing_images: bool = False,
     ) -> VIGEvalDataset:
         files, images = _paths(name, build_info)
         annotations = [a for file in files for a in reader(file)][:: max(every_nth, 1)]
         if not annotations:
             raise VIGCError(f"Dataset {name!r} has no records; check {', '.join(files)}.")
+        annotations = _keep_existing_images(name, annotations, images, skip=skip_missing_images)
         if family_name.startswith("llava"):
             instructions = [_llava_instruction(a) for a in annotations]
         else:
             instructions = [GQ_INSTRUCTION] * len(annotations)
         image_processor, text_proc = _processors(name, vis_processor, text_processor, "eval")
         return VIGEvalDataset(
-            annotations, images, instructions=instructions, image_processor=image_processor, text_processor=text_proc
+            annotations,
+            images,
+            instructions=instructions,
+            image_processor=image_processor,
+            text_processor=text_proc,
+            max_pixels=max_pixels,
         )
 
     return _named(builder, name, f"{family_name} VIG evaluation inputs with their reference answers.")

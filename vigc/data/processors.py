@@ -15,6 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vigc.config_checks import AT_LEAST_ONE, PROBABILITY, check_ranges
+
+# Largest width x height any image source decodes by default (checked from the file's header): 64 million pixels,
+# 8000 x 8000, is far above any photo collection's images while a decompression bomb of 13000 x 13000 (a few KB
+# of PNG) would cost over a GB. Every source has a ``max_pixels`` config key to change it.
+DEFAULT_MAX_PIXELS = 64_000_000
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -48,6 +55,9 @@ class EvalImageProcessor:
     """
 
     image_size: int = 224
+
+    def __post_init__(self) -> None:
+        check_ranges("blip_image_eval", [("image_size", self.image_size, AT_LEAST_ONE)])
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Process one image; returns (3, S, S) float32."""
@@ -89,6 +99,16 @@ class TrainImageProcessor:
     min_scale: float = 0.5
     max_scale: float = 1.0
     horizontal_flip: bool = False
+
+    def __post_init__(self) -> None:
+        check_ranges(
+            "blip2_image_train",
+            [
+                ("image_size", self.image_size, AT_LEAST_ONE),
+                ("min_scale", self.min_scale, PROBABILITY),
+                ("max_scale", self.max_scale, (lambda v: self.min_scale <= v <= 1, "in [min_scale, 1]")),
+            ],
+        )
 
     def __call__(self, image: Image.Image, rng: random.Random | None = None) -> torch.Tensor:
         """Process one image with `rng` (the module's `random` when None); returns (3, S, S) float32."""

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vigc.data.processors import DEFAULT_MAX_PIXELS
 from vigc.errors import VIGCError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "BadImageError", "load_rgb", "to_rgb"]
 
-# PIL's hard decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS at its default of 89,478,485).
-DEFAULT_MAX_PIXELS = 178_956_970
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _WHITE = (255, 255, 255, 255)

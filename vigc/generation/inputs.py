@@ -194,7 +194,8 @@ def read_list_file(path: Path, images_root: Path | None) -> list[GenerationItem]
     """
     base = images_root if images_root is not None else path.parent
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # surrogateescape: a listed file name that is not UTF-8 keeps its bytes (as a folder walk gives them)
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise GenerationInputError(f"Cannot read list file {str(path)!r}: {exc}") from exc
     items = []

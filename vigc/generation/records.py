@@ -36,14 +36,21 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from vigc.errors import VIGCError
+from vigc.errors import VIGCError, output_error_message
+from vigc.generation.json_files import (
+    atomic_write_json_array,
+    atomic_write_lines,
+    fsync_dir,
+    json_line,
+    remove_stale_temporaries,
+)
 
 try:
     import fcntl
@@ -61,6 +68,8 @@ __all__ = [
     "atomic_write_json_array",
     "busy_record_files",
     "atomic_write_lines",
+    "json_line",
+    "remove_stale_temporaries",
     "merge_run",
     "new_run_id",
     "read_errors",
@@ -178,8 +187,11 @@ class RecordWriter:
         """Create the run folder and files, lock the records file and repair a torn last line of each file."""
         if self._records is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        records = _open_append(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            records = _open_append(self.path)
+        except OSError as exc:
+            raise RecordsError(output_error_message(exc, self.path.parent, run_id=self.path.parent.name)) from None
         try:
             _lock(records, self.path)
             _repair_tail(records, self.path)
@@ -189,7 +201,7 @@ class RecordWriter:
             records.close()
             raise
         self._records = records
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def close(self) -> None:
         """Close the files (releasing the lock); safe to call twice."""
@@ -218,13 +230,13 @@ class RecordWriter:
             raise ValueError(f"Every record needs a non-empty string 'key'; got {key!r}.")
         if key in self._seen:
             raise ValueError(f"Record {key!r} is already in the run; skip done_keys() before generating.")
-        self._append(self._handle(self._records), json.dumps(record, ensure_ascii=False))
+        self._append(self._handle(self._records), json_line(record))
         self._seen.add(key)
 
     def write_error(self, key: str, image: str, reason: str) -> None:
         """Log that `image` (item `key`) failed with `reason`; the item stays undone, so a resumed run retries it."""
         entry = {"key": key, "image": image, "reason": reason, "time": _now()}
-        self._append(self._handle(self._errors), json.dumps(entry, ensure_ascii=False))
+        self._append(self._handle(self._errors), json_line(entry))
 
     def _handle(self, handle: IO[bytes] | None) -> IO[bytes]:
         if handle is None:
@@ -232,10 +244,13 @@ class RecordWriter:
         return handle
 
     def _append(self, handle: IO[bytes], line: str) -> None:
-        handle.write(line.encode("utf-8") + b"\n")
-        handle.flush()
-        if self.fsync:
-            os.fsync(handle.fileno())
+        try:
+            handle.write(line.encode("utf-8") + b"\n")
+            handle.flush()
+            if self.fsync:
+                os.fsync(handle.fileno())
+        except OSError as exc:  # a full disk: the next resume truncates the torn line and goes on
+            raise RecordsError(output_error_message(exc, self.path.parent, run_id=self.path.parent.name)) from None
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -305,7 +320,7 @@ def merge_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
             else:
                 by_key[record["key"]] = record
     merged = [by_key[key] for key in sorted(by_key)]
-    atomic_write_lines(run_dir / MERGED_FILE, (json.dumps(r, ensure_ascii=False) for r in merged))
+    atomic_write_lines(run_dir / MERGED_FILE, (json_line(r) for r in merged))
     if duplicates:
         logger.warning("%s: dropped %d duplicate record(s) (same key)", run_dir, duplicates)
     logger.info("merged %d record(s) from %d file(s) into %s", len(merged), len(files), run_dir / MERGED_FILE)
@@ -345,7 +360,7 @@ def write_run_info(
         info["starts"] = [*previous.get("starts", []), start]
     info["config"] = dict(config)
     info["provenance"] = {**_environment(), **(provenance or {})}
-    atomic_write_lines(paths.run_info, [json.dumps(info, ensure_ascii=False, indent=2, default=str)])
+    atomic_write_lines(paths.run_info, [json_line(info, indent=2, default=str)])
     return json.loads(json.dumps(info, default=str))
 
 
@@ -365,44 +380,6 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
         raise RecordsError(f"{path} has no 'task' field; it was not written by a generation run.")
     return info
-
-
-def atomic_write_lines(path: Path, lines: Iterable[str]) -> None:
-    """Write `lines` (each followed by a newline) to `path` through a temporary file and `os.replace`.
-
-    Readers see the old file or the complete new one, never a part.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json_array(path: Path, values: Iterable[Any]) -> None:
-    """Write a JSON array, one element per line, atomically (see `atomic_write_lines`)."""
-    atomic_write_lines(path, _array_lines(values))
-
-
-def _array_lines(values: Iterable[Any]) -> Iterator[str]:
-    previous: str | None = None
-    yield "["
-    for value in values:
-        if previous is not None:
-            yield previous + ","
-        previous = json.dumps(value, ensure_ascii=False)
-    if previous is not None:
-        yield previous
-    yield "]"
 
 
 def _complete_lines(path: Path) -> Iterator[tuple[bytes, int]]:
@@ -453,16 +430,6 @@ def _repair_tail(handle: IO[bytes], path: Path) -> None:
         logger.warning("%s: removing %d byte(s) of a torn last record left by a crash", path, size - valid_end)
         os.ftruncate(handle.fileno(), valid_end)
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a file's creation or rename durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def _environment() -> dict[str, Any]:

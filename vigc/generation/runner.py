@@ -14,11 +14,19 @@ import torch
 from tqdm import tqdm
 
 from vigc import dist
-from vigc.errors import ConfigError, VIGCError
+from vigc.data.processors import DEFAULT_MAX_PIXELS
+from vigc.errors import ConfigError, VIGCError, output_error_message
 from vigc.generation.images import load_rgb
 from vigc.generation.inputs import GenerationItem, shard
-from vigc.generation.records import RecordWriter, RunPaths, write_run_info, writer_tag
-from vigc.models.decoding import DecodingSettings
+from vigc.generation.records import (
+    RecordsError,
+    RecordWriter,
+    RunPaths,
+    remove_stale_temporaries,
+    write_run_info,
+    writer_tag,
+)
+from vigc.models.decoding import DecodingSettings, check_lavis_decoding
 from vigc.tools.merge_records import merge
 
 logger = logging.getLogger(__name__)
@@ -74,6 +82,7 @@ class GenerateConfig:
             expected = type(getattr(cls, name))
             if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
                 raise ConfigError(f"{where}.{name} must be a {expected.__name__}, got {value!r}.")
+        check_lavis_decoding(where, config)
         return config
 
     def decoding(self, num_return_sequences: int = 1) -> DecodingSettings:
@@ -130,7 +139,11 @@ def start_run(
     chosen = dist.broadcast_object(RunPaths.create(output_dir, run_id).run_id if info.is_main else None)
     paths = RunPaths.create(output_dir, chosen)
     if info.is_main:
-        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            paths.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsError(output_error_message(exc, paths.run_dir, run_id=paths.run_id)) from None
+        remove_stale_temporaries(paths.run_dir)
         write_run_info(paths, task=task, config=config, provenance=provenance)
         logger.info("writing to %s", paths.run_dir)
     dist.barrier()
@@ -180,12 +193,14 @@ def image_batches(
     processor: Callable[..., torch.Tensor],
     writer: RecordWriter,
     counters: Counters,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[ImageBatch]:
-    """Batches of loaded images; a file that cannot be read goes to the errors file with its reason."""
+    """Batches of loaded images; a file that cannot be read, or is larger than `max_pixels` (width x height, read
+    from its header before decoding), goes to the errors file with its reason."""
     pending: list[tuple[GenerationItem, torch.Tensor]] = []
     for item in items:
         try:
-            pending.append((item, processor(load_rgb(item.image_path))))
+            pending.append((item, processor(load_rgb(item.image_path, max_pixels))))
         except VIGCError as exc:
             counters.errors += 1
             writer.write_error(item.key, item.image, str(exc))
@@ -211,6 +226,7 @@ def run_pass(
     processor: Callable[..., torch.Tensor],
     counters: Counters,
     fsync: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> None:
     """One pass over this process's share of `items`: skip keys already written, append records as they come."""
     with ctx.writer(fsync) as writer:
@@ -219,7 +235,7 @@ def run_pass(
         todo = [item for item in mine if key(item) not in done]
         counters.resumed += len(mine) - len(todo)
         bar = progress(len(todo), ctx.info)
-        for batch in image_batches(todo, batch_size, processor, writer, counters):
+        for batch in image_batches(todo, batch_size, processor, writer, counters, max_pixels):
             records, tokens = produce(batch)
             for record in records:
                 writer.write(record)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigc.data.processors import EvalImageProcessor
+from vigc.data.processors import DEFAULT_MAX_PIXELS, EvalImageProcessor
 from vigc.data.text import build_processor
 from vigc.errors import ConfigError
 from vigc.generation.inputs import GenerationItem, InputKind, read_inputs
@@ -32,11 +32,13 @@ class GenerationSource:
         items: de-duplicated work items, in input order.
         image_processor: PIL image → (3, S, S) tensor.
         question_processor: applied to a given question before it enters a prompt (ga pass).
+        max_pixels: largest width x height decoded (read from the header first); larger images are error lines.
     """
 
     items: list[GenerationItem]
     image_processor: Callable[..., Any]
     question_processor: Callable[[str], str]
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def _excluded_image_ids(image_ids: str | None, names: list[str] | None, where: str) -> set[Any]:
@@ -46,7 +48,12 @@ def _excluded_image_ids(image_ids: str | None, names: list[str] | None, where: s
     path = Path(image_ids).expanduser()
     if not path.is_file():
         raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} is not a file.")
-    groups = json.loads(path.read_text())
+    try:
+        groups = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} is not readable JSON ({exc}).") from None
+    if not isinstance(groups, dict):
+        raise ConfigError(f"{where}.build_info.image_ids = {image_ids!r} must hold a JSON object {{name: [ids]}}.")
     unknown = [name for name in names if name not in groups]
     if unknown:
         raise ConfigError(f"{where}.filter names {unknown}, which {path} does not list (it has {sorted(groups)}).")
@@ -62,8 +69,10 @@ def _build(
     kind: InputKind = "images",
     annotation: str | None = None,
     filter_names: list[str] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> GenerationSource:
     where = f"datasets.{name}"
+    check_max_pixels(max_pixels, f"{where}.max_pixels")
     annotation = annotation or build_info.get("annotation") or None
     items = read_inputs(
         annotation, build_info.get("images") or None, kind=kind, config_key_prefix=f"{where}.build_info"
@@ -75,7 +84,13 @@ def _build(
         logger.info("%s: filter %s removed %d of %d images", where, filter_names, before - len(items), before)
     images = build_processor(vis_processor, "eval", default=EvalImageProcessor(224), where=f"{where}.vis_processor")
     questions = build_processor(text_processor, "eval", default=str.strip, where=f"{where}.text_processor")
-    return GenerationSource(items, images, questions)
+    return GenerationSource(items, images, questions, max_pixels)
+
+
+def check_max_pixels(max_pixels: int, key: str) -> None:
+    """A `max_pixels` key must be a positive pixel count."""
+    if max_pixels < 1:
+        raise ConfigError(f"{key} must be a positive number of pixels (width x height), got {max_pixels}.")
 
 
 @DATASETS.register
@@ -86,6 +101,7 @@ def instruct_blip_coco2017_vig_test(
     text_processor: dict[str, Any] | None = None,
     filter: list[str] | None = None,  # noqa: A002  (the original's key)
     data_type: str = "images",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> GenerationSource:
     """COCO 2017 (or any) images from a `{"image", "image_id"}` annotation, a list file or a folder.
 
@@ -95,8 +111,16 @@ def instruct_blip_coco2017_vig_test(
         text_processor: `{eval: {name, ...}}` (unused by question generation; kept for the original configs).
         filter: names in the `image_ids` file whose images are skipped (e.g. those used in training).
         data_type: the original's key; only "images" exists.
+        max_pixels: largest width x height decoded; larger images (decompression bombs) become error lines.
     """
-    return _build("instruct_blip_coco2017_vig_test", build_info, vis_processor, text_processor, filter_names=filter)
+    return _build(
+        "instruct_blip_coco2017_vig_test",
+        build_info,
+        vis_processor,
+        text_processor,
+        filter_names=filter,
+        max_pixels=max_pixels,
+    )
 
 
 @DATASETS.register
@@ -107,9 +131,17 @@ def instruct_blip_object365_vig_test(
     text_processor: dict[str, Any] | None = None,
     filter: list[str] | None = None,  # noqa: A002  (the original's key)
     data_type: str = "images",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> GenerationSource:
     """Objects365 images from a `{"image", "image_id"}` annotation, a list file or a folder (as COCO 2017)."""
-    return _build("instruct_blip_object365_vig_test", build_info, vis_processor, text_processor, filter_names=filter)
+    return _build(
+        "instruct_blip_object365_vig_test",
+        build_info,
+        vis_processor,
+        text_processor,
+        filter_names=filter,
+        max_pixels=max_pixels,
+    )
 
 
 @DATASETS.register
@@ -120,6 +152,7 @@ def instruct_blip_given_q_coco2017_vig_test(
     vis_processor: dict[str, Any] | None = None,
     text_processor: dict[str, Any] | None = None,
     data_type: str = "images",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> GenerationSource:
     """The questions of a gq run (`question.json`: `{image, question, ori_answer}`) for the ga pass.
 
@@ -129,6 +162,7 @@ def instruct_blip_given_q_coco2017_vig_test(
         vis_processor: `{eval: {name, image_size}}`.
         text_processor: applied to each question before the prompt (the original used `blip_caption`).
         data_type: the original's key; only "images" exists.
+        max_pixels: largest width x height decoded; larger images (decompression bombs) become error lines.
     """
     return _build(
         "instruct_blip_given_q_coco2017_vig_test",
@@ -137,6 +171,7 @@ def instruct_blip_given_q_coco2017_vig_test(
         text_processor,
         kind="questions",
         annotation=annotation or None,
+        max_pixels=max_pixels,
     )
 
 
@@ -160,15 +195,21 @@ def resolve_package_path(path: str, key: str = "path") -> str:
 
 
 @DATASETS.register
-def image_folder(*, images: str, annotation: str = "", image_size: int = 224) -> GenerationSource:
+def image_folder(
+    *, images: str, annotation: str = "", image_size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> GenerationSource:
     """Every image under a folder (or listed in a list file / annotation): the simplest input.
 
     Args:
         images: a folder (searched recursively) or a list file; `pkg://vigc/...` names one inside the package.
         annotation: optional annotation or list file with paths relative to `images`.
         image_size: side of the processed image.
+        max_pixels: largest width x height decoded; larger images (decompression bombs) become error lines.
     """
+    check_max_pixels(max_pixels, "datasets.image_folder.max_pixels")
+    if image_size < 1:
+        raise ConfigError(f"datasets.image_folder.image_size must be at least 1, got {image_size}.")
     images = resolve_package_path(images, "datasets.image_folder.images")
     annotation = resolve_package_path(annotation, "datasets.image_folder.annotation")
     items = read_inputs(annotation or None, images, config_key_prefix="datasets.image_folder")
-    return GenerationSource(items, EvalImageProcessor(image_size), str.strip)
+    return GenerationSource(items, EvalImageProcessor(image_size), str.strip, max_pixels)

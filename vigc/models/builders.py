@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -23,8 +24,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from vigc.config import validate_builder_kwargs
-from vigc.errors import ConfigError
+from vigc.config import AT_LEAST_ONE, POSITIVE, Problems, check_ranges, validate_builder_kwargs
+from vigc.errors import CheckpointError, ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
 from vigc.models.hub_names import resolve_weight_paths
 from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
@@ -81,6 +82,13 @@ def _build_language_model(path: Path, vocab_size: int, dtype: torch.dtype) -> Pr
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except pickle.UnpicklingError as exc:  # transformers reads .bin files with weights_only=True
+        found = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        raise CheckpointError(
+            f"`model.llm_model` = {str(path)!r}: its PyTorch weight file holds Python objects that could run code "
+            f"when loaded{f' ({found[0]})' if found else ''}, so it is not loaded. Use the model's .safetensors "
+            "weights, or a .bin file of plain tensors."
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"`model.llm_model` = {str(path)!r} does not hold a causal LM transformers can load: {exc}"
@@ -185,27 +193,32 @@ def vigc_model(
             lora_dropout, target_modules), added before the checkpoints load so a LoRA checkpoint fills them.
     """
     dtype = _dtype(precision)
-    resolved = resolve_weight_paths(
-        {
-            "model.llm_model": llm_model,
-            "model.qformer_tokenizer": qformer_tokenizer,
-            "model.vit_model": vit_model,
-            "model.pretrained": pretrained if load_pretrained else None,
-            "model.finetuned": finetuned if load_finetuned else None,
-        },
-        folders=("model.llm_model", "model.qformer_tokenizer"),
-    )  # Hugging Face names (wufan/vigc7b_minigpt4_llava, ...) → their files in the local cache; local paths stay
-    llm_model, qformer_tokenizer = resolved.pop("model.llm_model") or "", resolved.pop("model.qformer_tokenizer") or ""
-    files = resolved
+    check_vigc_model_inputs(
+        precision=precision,
+        lora_config=lora_config,
+        llm_model=llm_model,
+        qformer_tokenizer=qformer_tokenizer,
+        vit_model=vit_model,
+        pretrained=pretrained,
+        finetuned=finetuned,
+        load_pretrained=load_pretrained,
+        load_finetuned=load_finetuned,
+        random_init=random_init,
+    )
+    llm_model, qformer_tokenizer, files = _resolved_weight_paths(
+        llm_model,
+        qformer_tokenizer,
+        vit_model,
+        pretrained if load_pretrained else None,
+        finetuned if load_finetuned else None,
+    )
     vit_model, pretrained, finetuned = files["model.vit_model"], files["model.pretrained"], files["model.finetuned"]
-    check_weight_paths(llm_model=llm_model, qformer_tokenizer=qformer_tokenizer, files=files, random_init=random_init)
     llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)
     qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
     language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
     if lora_config is not None:
-        validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
-        apply_lora(language_model, LoraSettings(**lora_config))
+        apply_lora(language_model, _lora_settings(lora_config))
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(
             hidden_size=vit_width,
@@ -261,6 +274,89 @@ def vigc_model(
     return model.to(device).eval()
 
 
+def check_vigc_model_inputs(
+    *,
+    llm_model: str = "",
+    qformer_tokenizer: str = "",
+    vit_model: str | None = None,
+    pretrained: str | None = None,
+    finetuned: str | None = None,
+    load_pretrained: bool = True,
+    load_finetuned: bool = True,
+    random_init: bool = False,
+    precision: str = "fp32",
+    lora_config: dict[str, Any] | None = None,
+    **_other_keys: Any,
+) -> None:
+    """`vigc_model`'s inputs checked without reading a weight: precision, LoRA settings and weight paths (the
+    builders' ``check_inputs``, which `vigc.config.check_model_inputs` runs with a config's other checks).
+
+    Raises:
+        ConfigError: Naming every key that is wrong, still to set or pointing nowhere.
+    """
+    problems = Problems("model")
+    problems.check(_dtype, precision)
+    if lora_config is not None:
+        problems.check(_lora_settings, lora_config)
+    resolved = problems.check(
+        _resolved_weight_paths,
+        llm_model,
+        qformer_tokenizer,
+        vit_model,
+        pretrained if load_pretrained else None,
+        finetuned if load_finetuned else None,
+    )
+    if resolved is not None:
+        llm_dir, tokenizer_dir, files = resolved
+        problems.check(
+            check_weight_paths, llm_model=llm_dir, qformer_tokenizer=tokenizer_dir, files=files, random_init=random_init
+        )
+    if problems.messages:
+        raise ConfigError(" ".join(problems.messages))
+
+
+def _resolved_weight_paths(
+    llm_model: str, qformer_tokenizer: str, vit_model: str | None, pretrained: str | None, finetuned: str | None
+) -> tuple[str, str, dict[str, str | None]]:
+    """Hugging Face names (``wufan/vigc7b_minigpt4_llava``, ...) → their files in the local cache; local paths stay.
+
+    Returns:
+        The LLM folder, the Q-Former tokenizer folder and the checkpoint files by config key.
+
+    Raises:
+        CheckpointError: Naming every name that is not in the local cache.
+    """
+    resolved = resolve_weight_paths(
+        {
+            "model.llm_model": llm_model,
+            "model.qformer_tokenizer": qformer_tokenizer,
+            "model.vit_model": vit_model,
+            "model.pretrained": pretrained,
+            "model.finetuned": finetuned,
+        },
+        folders=("model.llm_model", "model.qformer_tokenizer"),
+    )
+    llm_dir, tokenizer_dir = resolved.pop("model.llm_model") or "", resolved.pop("model.qformer_tokenizer") or ""
+    return llm_dir, tokenizer_dir, resolved
+
+
+def _lora_settings(lora_config: dict[str, Any]) -> LoraSettings:
+    validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
+    settings = LoraSettings(**lora_config)
+    check_ranges(
+        "model.lora_config",
+        [
+            ("lora_r", settings.lora_r, AT_LEAST_ONE),
+            ("lora_alpha", settings.lora_alpha, POSITIVE),
+            ("lora_dropout", settings.lora_dropout, (lambda v: 0 <= v < 1, "in [0, 1)")),
+        ],
+    )
+    return settings
+
+
+vigc_model.check_inputs = check_vigc_model_inputs  # type: ignore[attr-defined]
+
+
 def _bert_weight_files(directory: Path) -> list[str]:
     """BERT weights next to the Q-Former tokenizer (LAVIS initialised the Q-Former from bert-base-uncased)."""
     for name in ("model.safetensors", "pytorch_model.bin"):
@@ -301,6 +397,7 @@ def _named(name: str, doc: str, **defaults: Any) -> Callable[..., VIGCModel]:
     builder.__doc__ = doc
     builder.__annotations__ = dict(vigc_model.__annotations__)  # the config checks read the argument types
     builder.__signature__ = inspect.signature(functools.partial(vigc_model, **defaults))  # type: ignore[attr-defined]
+    builder.check_inputs = lambda **kwargs: check_vigc_model_inputs(**{**defaults, **kwargs})  # type: ignore[attr-defined]
     return MODELS.register(builder)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
+from vigc.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY, check_ranges
 from vigc.errors import ConfigError
 
 StopCondition = Callable[[torch.Tensor], torch.Tensor]
@@ -467,3 +468,41 @@ def _finalize(state: _BeamState, settings: DecodingSettings, eos: int, pad: int,
         if len(ids) < max_total:
             out[i, len(ids)] = eos
     return DecodingOutput(sequences=out, scores=torch.tensor(best_scores, dtype=torch.float32), num_steps=num_steps)
+
+
+class LavisDecodingKeys(Protocol):
+    """The original's ``generate_cfg`` keys (generation's `GenerateConfig`, training's `GenerateSettings`)."""
+
+    @property
+    def max_len(self) -> int: ...
+    @property
+    def min_len(self) -> int: ...
+    @property
+    def num_beams(self) -> int: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def repetition_penalty(self) -> float: ...
+
+
+def check_lavis_decoding(where: str, keys: LavisDecodingKeys) -> None:
+    """Check a ``generate_cfg`` section's value ranges, every workflow the same way.
+
+    Raises:
+        ConfigError: Naming each value out of range (``num_beams=0``, ``top_p=1.5``, ``min_len`` > ``max_len``).
+    """
+    check_ranges(
+        where,
+        [
+            ("max_len", keys.max_len, AT_LEAST_ONE),
+            ("min_len", keys.min_len, NON_NEGATIVE),
+            ("num_beams", keys.num_beams, AT_LEAST_ONE),
+            ("top_p", keys.top_p, PROBABILITY),
+            ("temperature", keys.temperature, POSITIVE),
+            ("repetition_penalty", keys.repetition_penalty, POSITIVE),
+        ],
+    )
+    if keys.min_len > keys.max_len:
+        raise ConfigError(f"{where}.min_len ({keys.min_len}) must not exceed {where}.max_len ({keys.max_len}).")

@@ -20,7 +20,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from vigc.models.builders import vigc_model
+from vigc.models.builders import check_vigc_model_inputs, vigc_model
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import MODELS
 
@@ -86,4 +86,5 @@ def vigc_default(**kwargs: Any) -> VIGCModel:
 
 vigc_default.__signature__ = inspect.signature(functools.partial(vigc_model, **_DEFAULTS))  # type: ignore[attr-defined]
 vigc_default.__annotations__ = dict(vigc_model.__annotations__)  # the config checks read the argument types
+vigc_default.check_inputs = lambda **kwargs: check_vigc_model_inputs(**{**_DEFAULTS, **kwargs})  # type: ignore[attr-defined]
 MODELS.register(vigc_default)

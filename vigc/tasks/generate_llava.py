@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from vigc import dist
+from vigc.config import AT_LEAST_ONE, POSITIVE, PROBABILITY, check_ranges
 from vigc.errors import ConfigError
 from vigc.generation.inputs import GenerationItem
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
@@ -120,6 +121,7 @@ class LlavaGeneration:
                 processor=source.image_processor,
                 counters=counters,
                 fsync=self.fsync,
+                max_pixels=source.max_pixels,
             )
         logger.info("rank %d: %s", info.rank, counters.summary())
         finish_run(ctx, self.export_llava)
@@ -224,8 +226,19 @@ def instruct_blip_llava_vig(
     """
     if llava_task not in GENERATION_INSTRUCTIONS:
         raise ConfigError(f"run.llava_task must be one of {sorted(GENERATION_INSTRUCTIONS)}, got {llava_task!r}.")
-    if diversity not in ("sampling", "instructions") or samples_per_image < 1 or batch_size_eval < 1:
-        raise ConfigError("run.diversity must be 'sampling' or 'instructions'; samples and batch size at least 1.")
+    if diversity not in ("sampling", "instructions"):
+        raise ConfigError(f"run.diversity must be 'sampling' or 'instructions', got {diversity!r}.")
+    check_ranges(
+        "run",
+        [
+            ("answer_length", answer_length, AT_LEAST_ONE),
+            ("max_sentences", max_sentences, AT_LEAST_ONE),
+            ("samples_per_image", samples_per_image, AT_LEAST_ONE),
+            ("sample_temperature", sample_temperature, POSITIVE),
+            ("sample_top_p", sample_top_p, PROBABILITY),
+            ("batch_size_eval", batch_size_eval, AT_LEAST_ONE),
+        ],
+    )
     decoding = GenerateConfig.from_mapping(generate_cfg).decoding()
     vic = VICSettings(
         mode=vic_mode,

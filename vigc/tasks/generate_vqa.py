@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from vigc import dist
+from vigc.config import AT_LEAST_ONE, check_ranges
 from vigc.errors import ConfigError
 from vigc.generation.inputs import GenerationItem
 from vigc.generation.prompts import GA_PROMPT, GQ_INSTRUCTION, QUESTION_START_WORDS
@@ -89,6 +90,7 @@ class VQAGeneration:
             processor=source.image_processor,
             counters=counters,
             fsync=self.fsync,
+            max_pixels=source.max_pixels,
         )
         logger.info("rank %d: %s", info.rank, counters.summary())
         finish_run(ctx, export_llava_file=self.generate_task == "ga")
@@ -177,6 +179,7 @@ def instruct_blip_vqg(
         raise ConfigError(
             f"run.data_type is for the gq pass and must be one of {sorted(QUESTION_START_WORDS)}, got {data_type!r}."
         )
+    check_ranges("run", [("batch_size_eval", batch_size_eval, AT_LEAST_ONE)])
     cfg = GenerateConfig.from_mapping(generate_cfg)
     decoding = cfg.decoding(num_return_sequences=cfg.num_beams if generate_task == "ga" else 1)
     return VQAGeneration(

@@ -30,9 +30,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-import vigc
 from vigc import dist
-from vigc.config import validate_builder_kwargs
+from vigc.config import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    Problems,
+    check_model_inputs,
+    check_output_dir,
+    check_ranges,
+    validate_builder_kwargs,
+    validate_config,
+)
 from vigc.dist import DistInfo
 from vigc.errors import ConfigError
 from vigc.models.checkpoints import save_checkpoint
@@ -49,6 +58,7 @@ from vigc.training.state import (
     find_checkpoint,
     load_training_checkpoint,
     prune_checkpoints,
+    remove_interrupted_saves,
     save_training_checkpoint,
 )
 from vigc.training.validation import GenerateSettings, ValidationKind, ValidationSettings, run_validation
@@ -145,6 +155,33 @@ class TrainSettings:
     disable_dropout: bool = False
     find_unused_parameters: bool = False
 
+    def __post_init__(self) -> None:
+        check_ranges(
+            "run",
+            [
+                ("init_lr", self.init_lr, POSITIVE),
+                ("min_lr", self.min_lr, NON_NEGATIVE),
+                ("warmup_lr", self.warmup_lr, NON_NEGATIVE),
+                ("warmup_steps", self.warmup_steps, NON_NEGATIVE),
+                ("weight_decay", self.weight_decay, NON_NEGATIVE),
+                ("beta2", self.beta2, (lambda v: 0 <= v < 1, "in [0, 1)")),
+                ("max_grad_norm", self.max_grad_norm, POSITIVE),
+                ("accum_grad_iters", self.accum_grad_iters, AT_LEAST_ONE),
+                ("max_iters", self.max_iters, AT_LEAST_ONE),
+                ("max_epoch", self.max_epoch, AT_LEAST_ONE),
+                ("iters_per_inner_epoch", self.iters_per_inner_epoch, AT_LEAST_ONE),
+                ("batch_size_train", self.batch_size_train, AT_LEAST_ONE),
+                ("batch_size_eval", self.batch_size_eval, AT_LEAST_ONE),
+                ("num_workers", self.num_workers, NON_NEGATIVE),
+                ("log_freq", self.log_freq, AT_LEAST_ONE),
+                ("checkpoint_every_iters", self.checkpoint_every_iters, AT_LEAST_ONE),
+                ("keep_last_checkpoints", self.keep_last_checkpoints, AT_LEAST_ONE),
+                ("eval_every_iters", self.eval_every_iters, AT_LEAST_ONE),
+                ("max_eval_items", self.max_eval_items, AT_LEAST_ONE),
+                ("num_eval_samples", self.num_eval_samples, NON_NEGATIVE),
+            ],
+        )
+
 
 @dataclass(frozen=True)
 class TrainingTask:
@@ -232,7 +269,7 @@ def run_training(cfg: DictConfig, *, source: str, resume: str | None = None) -> 
     Returns:
         Where the run went and how it ended.
     """
-    task = training_task(cfg, source=source)
+    task, data, resume_from = _check_run(cfg, source=source, resume=resume)
     settings = task.settings
     info = dist.init_distributed(settings.device)
     run_dir = _create_run_dir(settings.output_dir, info)
@@ -240,7 +277,7 @@ def run_training(cfg: DictConfig, *, source: str, resume: str | None = None) -> 
     try:
         if info.is_main:
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        return _train(cfg, task, info, run_dir, source=source, resume=resume or settings.resume_ckpt_path)
+        return _train(cfg, task, data, info, run_dir, source=source, resume_from=resume_from)
     finally:
         if log_handler is not None:
             logging.getLogger().removeHandler(log_handler)
@@ -248,8 +285,40 @@ def run_training(cfg: DictConfig, *, source: str, resume: str | None = None) -> 
         dist.cleanup()
 
 
+def _check_run(cfg: DictConfig, *, source: str, resume: str | None) -> tuple[TrainingTask, TrainingData, Path | None]:
+    """Every check before a run folder is made or a weight is read: the config's sections, value ranges, the
+    device, the datasets (annotation files read, every image path checked) and the checkpoint to resume.
+
+    Raises:
+        ConfigError: Listing every problem found.
+    """
+    problems = Problems(source)
+    validate_config(cfg, source=source, problems=problems)
+    if isinstance(cfg.get("model"), DictConfig):
+        problems.check(check_model_inputs, cfg.model, source=source)
+    task = problems.check(training_task, cfg, source=source)
+    if task is not None:
+        problems.check(dist.check_device, task.settings.device, key="run.device", fallback=True)
+        problems.check(check_output_dir, task.settings.output_dir, key="run.output_dir")
+    with_eval = bool(task.settings.valid_splits) if task is not None else True
+    seed = task.settings.seed if task is not None else TrainSettings.seed
+    data = build_training_data(cfg.get("datasets"), seed=seed, with_eval=with_eval, source=source, problems=problems)
+    resume = resume or (task.settings.resume_ckpt_path if task is not None else None)
+    resume_from = problems.check(find_checkpoint, resume) if resume else None
+    problems.raise_if_any()
+    assert task is not None  # raise_if_any raised otherwise
+    return task, data, resume_from
+
+
 def _train(
-    cfg: DictConfig, task: TrainingTask, info: DistInfo, run_dir: Path, *, source: str, resume: str | None
+    cfg: DictConfig,
+    task: TrainingTask,
+    data: TrainingData,
+    info: DistInfo,
+    run_dir: Path,
+    *,
+    source: str,
+    resume_from: Path | None,
 ) -> TrainResult:
     s = task.settings
     logger.info("run folder %s; task %s; %d process(es) on %s", run_dir, task.name, info.world_size, info.device)
@@ -257,7 +326,6 @@ def _train(
     # ---- setup: model, data, optimiser -----------------------------------------------------------------------
     _seed_everything(s.seed)  # same on every rank: the replicas start identical
     model = build_training_model(cfg.model, source=source).to(info.device)
-    data = build_training_data(cfg.get("datasets"), seed=s.seed, with_eval=bool(s.valid_splits), source=source)
     length = plan_run_length(
         max_iters=s.max_iters,
         max_epoch=s.max_epoch,
@@ -271,8 +339,8 @@ def _train(
     precision = Precision.create(amp=s.amp, amp_dtype=s.amp_dtype, device=info.device)
     _seed_everything(s.seed + info.rank)  # dropout differs between ranks
     progress = Progress()
-    if resume:
-        resume_from = find_checkpoint(resume)
+    if resume_from is not None:
+        remove_interrupted_saves(resume_from.parent if resume_from.name.startswith("checkpoint_") else resume_from)
         progress = load_training_checkpoint(
             resume_from, model=model, optimizer=optimizer, scaler=precision.scaler, info=info
         )
@@ -449,9 +517,6 @@ def _seed_everything(seed: int) -> None:
 def _create_run_dir(output_dir: str, info: DistInfo) -> Path:
     """Make ``<output_dir>/<timestamp>_<random hex>`` on rank 0 and tell every rank its name."""
     root = Path(output_dir).expanduser().resolve()
-    package = Path(vigc.__file__).resolve().parent
-    if root == package or package in root.parents:
-        raise ConfigError(f"run.output_dir {output_dir!r} is inside the installed package {package}; choose another.")
     run_id = f"{datetime.datetime.now():%Y%m%d_%H%M%S}_{secrets.token_hex(4)}" if info.is_main else ""
     run_dir = root / dist.broadcast_object(run_id)
     if info.is_main:
@@ -467,7 +532,8 @@ def _write_run_info(run_dir: Path, info: DistInfo, *, resumed_from: str | None) 
 
 
 def _log_to_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # backslashreplace: a message naming an undecodable file name must not stop the log (or the run)
+    handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     return handler

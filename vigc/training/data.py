@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vigc.config import Problems
 from vigc.data.datasets import QATrainDataset, VIGEvalDataset, build_dataset, collate_train
 from vigc.data.mixing import MixedDataset, RatioMixer
 from vigc.dist import DistInfo
@@ -45,36 +46,49 @@ class TrainingData:
         return sum(len(d) for d in self.train.values())
 
 
-def build_training_data(section: Mapping[str, Any] | None, *, seed: int, with_eval: bool, source: str) -> TrainingData:
-    """Build every dataset of a config's ``datasets`` section.
+def build_training_data(
+    section: Mapping[str, Any] | None,
+    *,
+    seed: int,
+    with_eval: bool,
+    source: str,
+    problems: Problems | None = None,
+) -> TrainingData:
+    """Build every dataset of a config's ``datasets`` section (annotations read, image paths checked).
 
     Args:
         section: The ``datasets`` section (name → entry).
         seed: The run's seed (per-item randomness of the training sets).
         with_eval: Build the evaluation sets too (False when ``run.valid_splits`` is empty).
         source: The config file, for messages.
+        problems: Add every dataset's problem here (the caller raises them with its other checks; the data
+            returned is then incomplete); None raises them at the end.
 
     Raises:
-        ConfigError: If there is no training set, or a set is of an unknown kind.
+        ConfigError: Listing every dataset that cannot be built, or when there is no training set.
     """
+    found = problems if problems is not None else Problems(source)
     train: dict[str, QATrainDataset] = {}
     evaluation: dict[str, Dataset[Any]] = {}
+    failed = 0
     for name, entry in (section or {}).items():
         name = str(name)
         if name.endswith("_eval") and not with_eval:
             logger.info("%s: run.valid_splits is empty, so %s is not built", source, name)
             continue
-        dataset = build_dataset(name, entry, seed=seed, source=source)
+        dataset = found.check(build_dataset, name, entry, seed=seed, source=source)
         if isinstance(dataset, QATrainDataset):
             train[name] = dataset
         elif isinstance(dataset, VIGEvalDataset):
             evaluation[name] = dataset
+        elif dataset is None:
+            failed += 1
         else:
-            raise ConfigError(f"{source}: dataset {name!r} is neither a training set nor a VIG evaluation set.")
-    if not train:
-        raise ConfigError(
-            f"{source}: the datasets section has no training set; add one (e.g. instruct_blip_okvqa_vig)."
-        )
+            found.add(f"{source}: dataset {name!r} is neither a training set nor a VIG evaluation set.")
+    if not train and not failed:
+        found.add(f"{source}: the datasets section has no training set; add one (e.g. instruct_blip_okvqa_vig).")
+    if problems is None:
+        found.raise_if_any()
     for name, dataset in train.items():
         logger.info("training set %s: %d records, sample_ratio %s", name, len(dataset), dataset.sample_ratio)
     return TrainingData(train=train, eval=evaluation)

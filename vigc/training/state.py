@@ -14,7 +14,9 @@ never leaves a checkpoint that looks complete.
 
 from __future__ import annotations
 
+import errno
 import logging
+import pickle
 import random
 import re
 import shutil
@@ -28,7 +30,7 @@ from torch import nn
 
 from vigc import dist
 from vigc.dist import DistInfo
-from vigc.errors import CheckpointError
+from vigc.errors import CheckpointError, OutputError, output_error_message
 from vigc.models.checkpoints import load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "list_checkpoints",
     "load_training_checkpoint",
     "prune_checkpoints",
+    "remove_interrupted_saves",
     "restore_rng",
     "save_training_checkpoint",
 ]
@@ -50,6 +53,7 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 _CHECKPOINT_RE = re.compile(r"^checkpoint_(\d{8})$")
+_TMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -126,7 +130,27 @@ def save_training_checkpoint(
         The checkpoint folder.
     """
     final = run_dir / checkpoint_name(progress.iteration)
-    tmp = final.with_name(final.name + ".tmp")
+    tmp = final.with_name(final.name + _TMP_SUFFIX)
+    try:
+        return _save(run_dir, final, tmp, model, optimizer, scaler, progress, info, metadata)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+        if isinstance(exc, RuntimeError) and "write" not in str(exc).lower():
+            raise
+        error = exc if isinstance(exc, OSError) else OSError(errno.EIO, _one_line(exc))
+        raise OutputError(output_error_message(error, run_dir)) from None
+
+
+def _save(
+    run_dir: Path,
+    final: Path,
+    tmp: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    progress: Progress,
+    info: DistInfo,
+    metadata: dict[str, str] | None,
+) -> Path:
     if info.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -209,16 +233,13 @@ def load_training_checkpoint(
             f"{checkpoint}: {len(absent)} trainable parameters are not in {MODEL_FILE} (e.g. {absent[:3]}); the "
             "checkpoint was written by a run with other frozen/LoRA settings."
         )
-    try:
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"{checkpoint / STATE_FILE} cannot be read: {exc}") from exc
+    state = _load_plain(checkpoint / STATE_FILE)
     optimizer.load_state_dict(state["optimizer"])
     if state["scaler"]:
         scaler.load_state_dict(state["scaler"])
     rng_file = checkpoint / f"rng_rank{info.rank}.pt"
     if rng_file.is_file() and state["world_size"] == info.world_size:
-        restore_rng(torch.load(rng_file, map_location="cpu", weights_only=True))
+        restore_rng(_load_plain(rng_file))
     else:
         logger.warning(
             "%s was written by %d processes, this run has %d: random states are not restored, so dropout and "
@@ -230,6 +251,48 @@ def load_training_checkpoint(
     progress = Progress(**state["progress"])
     logger.info("resumed from %s at iteration %d", checkpoint, progress.iteration)
     return progress
+
+
+def _load_plain(path: Path) -> Any:
+    """``torch.load`` of a file of plain tensors and numbers; anything that could run code is refused.
+
+    Raises:
+        CheckpointError: In one line, if the file holds other Python objects or cannot be read.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "nsupported" in line]
+        reason = f" ({lines[0]})" if lines else ""
+        raise CheckpointError(
+            f"{path} holds Python objects that could run code when loaded{reason}; it was not written by train.py "
+            "and is not loaded. Resume from a checkpoint folder train.py wrote."
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path} cannot be read ({_one_line(exc)}); the file may be truncated.") from None
+
+
+def remove_interrupted_saves(run_dir: Path) -> list[Path]:
+    """Remove what a run killed while saving left in its folder: ``checkpoint_<n>.tmp`` folders and half-written
+    ``*.safetensors.tmp`` files of ``best/``. Complete checkpoints are never touched.
+
+    Returns:
+        The removed paths.
+    """
+    leftovers = [p for p in run_dir.glob(f"checkpoint_*{_TMP_SUFFIX}") if p.is_dir()]
+    leftovers += list(run_dir.glob(f"best/*{_TMP_SUFFIX}"))
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if leftovers:
+        logger.info("%s: removed %d leftover(s) of an interrupted save: %s", run_dir, len(leftovers), leftovers[:3])
+    return leftovers
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def prune_checkpoints(run_dir: Path, keep_last: int | None, protected: set[int]) -> list[Path]:

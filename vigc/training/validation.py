@@ -31,7 +31,7 @@ from vigc import dist
 from vigc.data.datasets import VIGEvalBatch, collate_vig_eval
 from vigc.dist import DistInfo
 from vigc.eval.vqa import strip_answer_prefix, vqa_accuracy
-from vigc.models.decoding import DecodingSettings
+from vigc.models.decoding import DecodingSettings, check_lavis_decoding
 from vigc.models.vigc_model import VIGCModel
 
 __all__ = ["GenerateSettings", "ValidationKind", "ValidationSettings", "run_validation"]
@@ -64,6 +64,9 @@ class GenerateSettings:
     temperature: float = 1.0
     repetition_penalty: float = 1.5
     length_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_lavis_decoding("run.generate_cfg", self)
 
     def decoding(self) -> DecodingSettings:
         """The model's decoding settings for these keys."""
