@@ -20,10 +20,10 @@ from vigc.demo.records import save_result
 from vigc.demo.settings import DemoInputError, DemoSettings
 from vigc.demo.uploads import load_upload
 from vigc.errors import ConfigError, VIGCError
+from vigc.generation.merge import merge
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.records_format import vic_record_fields
 from vigc.generation.vic import GenerationStats, QAResult, vig_vic
-from vigc.tools.merge_records import merge
 
 REPO = Path(__file__).resolve().parents[2]
 # Short outputs keep each generation well under a second on a CPU.

@@ -330,10 +330,10 @@ def build_model_by_name(name: str, finetuned: str | None, device: str, options: 
     Raises:
         ConfigError: If the config is missing or wrong, or options are given for the default model.
     """
-    from vigc.builtins import register_all
+    import vigc.models.builders  # noqa: F401  (registers the named model builders)
+    import vigc.models.default_model  # noqa: F401
     from vigc.config import build_model, load_config
 
-    register_all()
     if name == "default":
         if options:
             raise ConfigError("--options needs a config file as --model; the default model has none.")

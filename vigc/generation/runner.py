@@ -18,6 +18,7 @@ from vigc.data.processors import DEFAULT_MAX_PIXELS
 from vigc.errors import ConfigError, VIGCError, output_error_message
 from vigc.generation.images import load_rgb
 from vigc.generation.inputs import GenerationItem, shard
+from vigc.generation.merge import merge
 from vigc.generation.records import (
     RecordsError,
     RecordWriter,
@@ -27,7 +28,6 @@ from vigc.generation.records import (
     writer_tag,
 )
 from vigc.models.decoding import DecodingSettings, check_lavis_decoding
-from vigc.tools.merge_records import merge
 
 logger = logging.getLogger(__name__)
 

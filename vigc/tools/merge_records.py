@@ -21,50 +21,9 @@ import sys
 from pathlib import Path
 
 from vigc.errors import VIGCError
-from vigc.generation.export import TASKS, ExportError, ExportSummary, export_llava, export_original
-from vigc.generation.records import busy_record_files, merge_run, read_errors, read_run_info
-from vigc.generation.result_files import write_result_files
+from vigc.generation.merge import merge
 
-logger = logging.getLogger(__name__)
-
-
-def merge(run_dir: Path, llava_export: Path | None = None) -> list[str]:
-    """Merge `run_dir` and write its exports.
-
-    Args:
-        run_dir: A generation run folder (holding ``run.json`` and ``records.*.jsonl``).
-        llava_export: Where to write LLaVA's training format, or None.
-
-    Returns:
-        Summary lines for the user.
-
-    Raises:
-        VIGCError: When the folder is not a usable run (missing, no ``run.json``, unknown task, no records).
-    """
-    if not run_dir.is_dir():
-        raise ExportError(f"Run folder {run_dir} does not exist.")
-    task = read_run_info(run_dir)["task"]
-    if task not in TASKS:
-        raise ExportError(f"{run_dir / 'run.json'} names the task {task!r}; this tool knows {', '.join(TASKS)}.")
-    busy = busy_record_files(run_dir)
-    if busy:
-        logger.warning("%d writer(s) still running (%s); the merge is partial", len(busy), busy[0].name)
-    records = merge_run(run_dir)
-    summaries = [export_original(task, records, run_dir), *write_result_files(task, records, run_dir)]
-    if llava_export is not None:
-        summaries.append(export_llava(records, llava_export))
-    done = {record["key"] for record in records}
-    failed = {entry.get("key") for entry in read_errors(run_dir)} - done
-    lines = [f"{task}: {len(records)} record(s) in {run_dir / 'merged.jsonl'}"]
-    lines += [_describe(summary) for summary in summaries]
-    if failed:
-        lines.append(f"{len(failed)} input(s) failed and have no record; see {run_dir}/errors.*.jsonl")
-    return lines
-
-
-def _describe(summary: ExportSummary) -> str:
-    skipped = f" ({summary.skipped} left out)" if summary.skipped else ""
-    return f"wrote {summary.written} element(s) to {summary.path}{skipped}"
+__all__ = ["main", "merge"]  # `merge` lives in vigc.generation.merge; re-exported for scripts that import it here
 
 
 def main(argv: list[str] | None = None) -> int:
