@@ -284,7 +284,7 @@ def validate_builder_kwargs(
         builder: The builder the keys are meant for.
         kwargs: The keys and values, without the key that named the builder.
         section: The config section, for messages (``"model"``, ``"datasets.okvqa"``).
-        source: Where the config came from, for messages.
+        source: Where the config came from, for messages ("" when the caller adds it).
 
     Raises:
         ConfigError: One paragraph listing every unknown key (with a close match), missing required key and
@@ -311,8 +311,9 @@ def validate_builder_kwargs(
             problems.append(f"missing required key {name!r}")
     if problems:
         builder_name = getattr(builder, "__name__", repr(builder))
+        where = f"{source}: section" if source else "Section"  # no source: the caller names the file
         raise ConfigError(
-            f"{source}: section {section!r} does not fit builder {builder_name!r}: {'; '.join(problems)}. "
+            f"{where} {section!r} does not fit builder {builder_name!r}: {'; '.join(problems)}. "
             f"Accepted keys: {', '.join(accepted) or '(none)'}."
         )
 

@@ -103,7 +103,7 @@ def test_page_defaults_come_from_the_run_section() -> None:
     assert (settings.max_length, settings.num_beams, settings.repetition_penalty) == (120, 3, 1.2)
     assert settings.decoding().max_new_tokens == 119  # max_len counts the hidden BOS, as in generation configs
     assert DemoSettings.from_run_config({"task": "instruct_blip_vqg", "generate_task": "gq"}).task == "okvqa"
-    with pytest.raises(ConfigError, match="run.generate_cfg: unknown key"):
+    with pytest.raises(ConfigError, match="'run.generate_cfg' does not fit .*unknown key 'beams'"):
         DemoSettings.from_run_config({"generate_cfg": {"beams": 2}})
 
 

@@ -163,7 +163,7 @@ GENERATION_CASES: dict[str, tuple[Case, str]] = {
     "num_beams": (_gen("run.generate_cfg.num_beams=0"), "run.generate_cfg.num_beams must be at least 1"),
     "top_p": (_gen("run.generate_cfg.top_p=1.5"), "run.generate_cfg.top_p must be in (0, 1]"),
     "min over max": (_gen("run.generate_cfg.min_len=30", "run.generate_cfg.max_len=20"), "must not exceed"),
-    "decoding key": (_gen("run.generate_cfg.beams=2"), "unknown key(s) ['beams']"),
+    "decoding key": (_gen("run.generate_cfg.beams=2"), "unknown key 'beams' (did you mean 'num_beams'?)"),
     "output is a file": (lambda tmp: _gen(f"run.output_dir={_file_output(tmp)}")(tmp), "is a file, not a folder"),
     "output below a file": (lambda tmp: _gen(f"run.output_dir={_file_output(tmp)}/x")(tmp), "lies below the file"),
     "output in package": (_gen(f"run.output_dir={PACKAGE}/out"), "inside the installed package"),

@@ -12,9 +12,8 @@ from types import MappingProxyType
 from typing import Any
 
 from vigc.errors import ConfigError, VIGCError
-from vigc.generation.runner import GenerateConfig
 from vigc.generation.vic import VICSettings
-from vigc.models.decoding import DecodingSettings
+from vigc.models.decoding import DecodingSettings, GenerateConfig
 
 __all__ = ["GA_MAX_LENGTH", "TASK_LABELS", "VIC_MODES", "DemoInputError", "DemoSettings"]
 

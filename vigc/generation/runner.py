@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from vigc import dist
 from vigc.data.processors import DEFAULT_MAX_PIXELS
-from vigc.errors import ConfigError, VIGCError, output_error_message
+from vigc.errors import VIGCError, output_error_message
 from vigc.generation.images import load_rgb
 from vigc.generation.inputs import GenerationItem, shard
 from vigc.generation.merge import merge
@@ -27,7 +27,6 @@ from vigc.generation.records import (
     write_run_info,
     writer_tag,
 )
-from vigc.models.decoding import DecodingSettings, check_lavis_decoding
 
 logger = logging.getLogger(__name__)
 
@@ -48,55 +47,6 @@ ORIGINAL_RUN_KEYS_WITHOUT_EFFECT = (
     "distributed",
     "report_metric",
 )
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """The original's `run.generate_cfg`, with the repetition penalty (hard-coded 1.5 there) configurable.
-
-    Lengths count the hidden BOS of transformers 4.33, as the original's did (`max_len: 250` → 249 new tokens).
-    """
-
-    max_len: int = 250
-    min_len: int = 1
-    num_beams: int = 5
-    use_nucleus_sampling: bool = False
-    top_p: float = 0.9
-    temperature: float = 1.0
-    repetition_penalty: float = 1.5
-    length_penalty: float = 1.0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None, where: str = "run.generate_cfg") -> GenerateConfig:
-        """Validate a config mapping: unknown keys and wrong types are errors naming the key."""
-        values = dict(values or {})
-        known = cls.__dataclass_fields__
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; accepted keys: {', '.join(known)}.")
-        try:
-            config = cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-        for name, value in asdict(config).items():
-            expected = type(getattr(cls, name))
-            if not isinstance(value, expected) and not (expected is float and isinstance(value, int)):
-                raise ConfigError(f"{where}.{name} must be a {expected.__name__}, got {value!r}.")
-        check_lavis_decoding(where, config)
-        return config
-
-    def decoding(self, num_return_sequences: int = 1) -> DecodingSettings:
-        return DecodingSettings.from_lavis(
-            use_nucleus_sampling=self.use_nucleus_sampling,
-            num_beams=1 if self.use_nucleus_sampling else self.num_beams,
-            max_length=self.max_len,
-            min_length=self.min_len,
-            top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty,
-            length_penalty=self.length_penalty,
-            num_captions=num_return_sequences,
-            temperature=self.temperature,
-        )
 
 
 def split_run_section(run: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:

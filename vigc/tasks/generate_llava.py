@@ -22,7 +22,6 @@ from vigc.generation.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
 from vigc.generation.records_format import vic_record_fields
 from vigc.generation.runner import (
     Counters,
-    GenerateConfig,
     ImageBatch,
     RunContext,
     finish_run,
@@ -32,6 +31,7 @@ from vigc.generation.runner import (
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
+from vigc.models.decoding import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 

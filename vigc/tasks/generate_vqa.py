@@ -22,7 +22,6 @@ from vigc.generation.inputs import GenerationItem
 from vigc.generation.prompts import GA_PROMPT, GQ_INSTRUCTION, QUESTION_START_WORDS
 from vigc.generation.runner import (
     Counters,
-    GenerateConfig,
     ImageBatch,
     RunContext,
     finish_run,
@@ -32,7 +31,7 @@ from vigc.generation.runner import (
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vqa import draw_question_starts, generate_answers, generate_questions
-from vigc.models.decoding import DecodingSettings
+from vigc.models.decoding import DecodingSettings, GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 

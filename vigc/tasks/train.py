@@ -45,6 +45,7 @@ from vigc.config import (
 from vigc.dist import DistInfo
 from vigc.errors import ConfigError
 from vigc.models.checkpoints import save_checkpoint
+from vigc.models.decoding import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 from vigc.training.data import TrainingData, build_training_data, plan_run_length, train_loader
@@ -61,7 +62,7 @@ from vigc.training.state import (
     remove_interrupted_saves,
     save_training_checkpoint,
 )
-from vigc.training.validation import GenerateSettings, ValidationKind, ValidationSettings, run_validation
+from vigc.training.validation import ValidationKind, ValidationSettings, run_validation
 
 __all__ = ["TrainResult", "TrainSettings", "TrainingTask", "run_training", "training_task"]
 
@@ -109,7 +110,7 @@ class TrainSettings:
         eval_every_iters: Iterations between validations (None: every inner epoch); also run at the end.
         max_eval_items: Validate on the first this many records of each evaluation set (None: all).
         num_eval_samples: Generated answers written per set in LLaVA (caption) validation.
-        generate_cfg: Decoding for validation (`GenerateSettings` keys: max_len, min_len, num_beams, ...).
+        generate_cfg: Decoding for validation (`GenerateConfig` keys: max_len, min_len, num_beams, ...).
         report_metric: Accepted for compatibility (metrics are always reported).
         disable_dropout: Train with dropout off (deterministic runs, equivalence checks).
         find_unused_parameters: DDP's option, for models where some trainable parameters get no gradient.
@@ -199,7 +200,7 @@ class TrainingTask:
     name: str
     validation: ValidationKind
     settings: TrainSettings
-    generate: GenerateSettings
+    generate: GenerateConfig
 
 
 def _register(name: str, validation: ValidationKind) -> None:
@@ -207,7 +208,7 @@ def _register(name: str, validation: ValidationKind) -> None:
 
     def builder(**kwargs: Any) -> TrainingTask:
         settings = TrainSettings(**kwargs)
-        return TrainingTask(name, validation, settings, GenerateSettings(**settings.generate_cfg))
+        return TrainingTask(name, validation, settings, GenerateConfig.from_mapping(settings.generate_cfg))
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"Training task {name!r} (validation: {validation}); arguments: `TrainSettings`."
@@ -234,7 +235,7 @@ def training_task(cfg: DictConfig, *, source: str) -> TrainingTask:
     builder = TASKS.get(name)
     validate_builder_kwargs(builder, kwargs, section="run", source=source)
     if isinstance(kwargs.get("generate_cfg"), dict):
-        validate_builder_kwargs(GenerateSettings, kwargs["generate_cfg"], section="run.generate_cfg", source=source)
+        GenerateConfig.from_mapping(kwargs["generate_cfg"], source=source)
     task = builder(**kwargs)
     if not isinstance(task, TrainingTask):
         raise ConfigError(f"{source}: run.task {name!r} is not a training task; run it with evaluate.py.")

@@ -31,55 +31,14 @@ from vigc import dist
 from vigc.data.datasets import VIGEvalBatch, collate_vig_eval
 from vigc.dist import DistInfo
 from vigc.eval.vqa import strip_answer_prefix, vqa_accuracy
-from vigc.models.decoding import DecodingSettings, check_lavis_decoding
+from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 
-__all__ = ["GenerateSettings", "ValidationKind", "ValidationSettings", "run_validation"]
+__all__ = ["ValidationKind", "ValidationSettings", "run_validation"]
 
 logger = logging.getLogger(__name__)
 
 ValidationKind = Literal["vqa", "caption"]
-
-
-@dataclass(frozen=True)
-class GenerateSettings:
-    """The ``run.generate_cfg`` section (the original's keys): decoding for validation.
-
-    Args:
-        max_len: Most tokens, counted as transformers 4.33 did (the hidden BOS included).
-        min_len: Fewest tokens, counted the same way.
-        num_beams: Beam width.
-        use_nucleus_sampling: Sample (top-p) instead of beam search.
-        top_p: Nucleus mass when sampling.
-        temperature: Sampling temperature.
-        repetition_penalty: The original hard-coded 1.5.
-        length_penalty: Beam length penalty.
-    """
-
-    max_len: int = 256
-    min_len: int = 1
-    num_beams: int = 5
-    use_nucleus_sampling: bool = False
-    top_p: float = 0.9
-    temperature: float = 1.0
-    repetition_penalty: float = 1.5
-    length_penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_lavis_decoding("run.generate_cfg", self)
-
-    def decoding(self) -> DecodingSettings:
-        """The model's decoding settings for these keys."""
-        return DecodingSettings.from_lavis(
-            use_nucleus_sampling=self.use_nucleus_sampling,
-            num_beams=1 if self.use_nucleus_sampling else self.num_beams,
-            max_length=self.max_len,
-            min_length=self.min_len,
-            top_p=self.top_p,
-            temperature=self.temperature,
-            repetition_penalty=self.repetition_penalty,
-            length_penalty=self.length_penalty,
-        )
 
 
 @dataclass(frozen=True)
