@@ -143,7 +143,7 @@ def test_missing_images_are_counted_up_front_or_skipped(tmp_path: Path, images: 
 
 def test_training_images_larger_than_max_pixels_are_refused_before_decoding(tmp_path: Path, images: Path) -> None:
     dataset = build_dataset("instruct_blip_okvqa_vig", entry(tmp_path, images, okvqa_records(1), max_pixels=100))
-    with pytest.raises(ImageLoadError, match="more than max_pixels=100"):
+    with pytest.raises(ImageLoadError, match="exceeds max_pixels=100"):
         dataset[0]
 
 

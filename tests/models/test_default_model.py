@@ -11,10 +11,10 @@ import torch
 
 from vigc.builtins import register_all
 from vigc.config import load_config, validate_builder_kwargs, validate_config
+from vigc.data.images import load_rgb
 from vigc.data.processors import EvalImageProcessor
 from vigc.data.shapes import read_scenes
 from vigc.data.shapes_questions import parse_question
-from vigc.generation.images import load_rgb
 from vigc.generation.parsing import parse_question_answer
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.sources import image_folder

@@ -24,6 +24,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
@@ -34,6 +35,7 @@ from torch.utils.data import Dataset
 from vigc.config import DATASET_CONFIG_DIR, dataset_default_path, dataset_defaults, validate_builder_kwargs
 from vigc.data import annotations as readers
 from vigc.data.annotations import AnnotationError, QAAnnotation
+from vigc.data.images import BadImageError, load_rgb
 from vigc.data.processors import DEFAULT_MAX_PIXELS, EvalImageProcessor, TrainImageProcessor
 from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged
 from vigc.data.text import build_processor
@@ -77,7 +79,8 @@ class ImageLoadError(VIGCError):
 
 
 def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file as RGB.
+    """Open a training image as generation does (`vigc.data.images.load_rgb`: EXIF orientation applied, CMYK,
+    16-bit and transparency handled), so that a photo looks the same to the model in both workflows.
 
     Args:
         path: The image file.
@@ -91,17 +94,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         ImageLoadError: Naming the file, if it is missing, not a readable image or larger than `max_pixels`.
     """
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > max_pixels:
-                raise ImageLoadError(
-                    f"Image {os.fspath(path)!r} is {image.width}x{image.height}, more than max_pixels={max_pixels} "
-                    "pixels: shrink it, remove its record, or raise the dataset's max_pixels."
-                )
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return load_rgb(Path(path), max_pixels)
+    except BadImageError as exc:
         raise ImageLoadError(
-            f"Cannot read image {os.fspath(path)!r}: {exc}. Training data must be clean: fix the file or remove "
-            "its record from the annotation file."
+            f"Cannot read image: {exc}. Training data must be clean: fix the file, remove its record from the "
+            "annotation file, or raise the dataset's max_pixels if it is a wanted large image."
         ) from exc
 
 

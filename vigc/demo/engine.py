@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from vigc.data.images import to_rgb
 from vigc.data.processors import CLIP_MEAN, CLIP_STD
 from vigc.demo.answer import answer_question, one_pass_answer, vic_base_prompt, vig_only
 from vigc.demo.models import DemoModel
 from vigc.demo.settings import DemoSettings
-from vigc.generation.images import to_rgb
 from vigc.generation.prompts import GA_PROMPT, GENERATION_INSTRUCTIONS, GQ_INSTRUCTION
 from vigc.generation.vic import GenerationStats, QAResult, vig_vic
 from vigc.generation.vqa import (

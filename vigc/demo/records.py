@@ -24,9 +24,9 @@ from typing import Any
 
 from PIL import Image
 
+from vigc.data.images import to_rgb
 from vigc.demo.engine import DemoResult
 from vigc.errors import VIGCError
-from vigc.generation.images import to_rgb
 from vigc.generation.records import RecordWriter, RunPaths, write_run_info
 from vigc.generation.records_format import vic_record_fields
 from vigc.tasks.generate_llava import json_safe

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from vigc.data.images import BadImageError, load_rgb
 from vigc.demo.settings import DemoInputError
-from vigc.generation.images import BadImageError, load_rgb
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_UPLOAD_PIXELS", "load_upload"]
 

@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from vigc import dist
+from vigc.data.images import load_rgb
 from vigc.data.processors import DEFAULT_MAX_PIXELS
 from vigc.errors import VIGCError, output_error_message
-from vigc.generation.images import load_rgb
 from vigc.generation.inputs import GenerationItem, shard
 from vigc.generation.merge import merge
 from vigc.generation.records import (

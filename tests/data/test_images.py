@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vigc.generation.images import BadImageError, load_rgb
+from vigc.data.images import BadImageError, load_rgb
 
 
 def _noise(width: int = 48, height: int = 32) -> Image.Image:
@@ -168,6 +168,10 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     top, bottom = shown.getpixel((10, 5)), shown.getpixel((10, 35))
     assert top[0] > 200 and top[2] < 50  # type: ignore[index]  # stored left (red) is now on top
     assert bottom[2] > 200 and bottom[0] < 50  # type: ignore[index]
+    # Training reads images through the same loader: a rotated photo looks the same to the model in both.
+    from vigc.data.datasets import load_image
+
+    assert list(load_image(path).getdata()) == list(shown.getdata())
 
 
 def _png_bomb(path: Path, width: int, height: int) -> None:
@@ -195,7 +199,7 @@ def test_a_real_bomb_is_refused_without_decoding(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import resource
-        from vigc.generation.images import BadImageError, load_rgb
+        from vigc.data.images import BadImageError, load_rgb
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             load_rgb({str(bomb)!r})

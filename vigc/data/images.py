@@ -1,4 +1,4 @@
-"""Loading images for generation: every file gives an RGB image or one clear `BadImageError`, never a warning.
+"""Loading images, for training and generation alike: every file gives an RGB image or one clear `BadImageError`.
 
 A generation run reads hundreds of thousands of images it has never seen (COCO, Objects365, a user's folder), so
 one bad file must cost one error record, not the run. `load_rgb` normalises what PIL can open into 8-bit RGB the
