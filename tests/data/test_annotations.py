@@ -190,8 +190,11 @@ def test_file_level_errors(tmp_path: Path) -> None:
         load_records(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("[{")
-    with pytest.raises(AnnotationError, match="bad.json: not valid JSON"):
+    with pytest.raises(AnnotationError, match="bad.json: invalid JSON at line 1, column 3"):
         load_records(bad)
+    lines_as_json = tmp_path / "lines.json"  # JSON Lines under a .json name read as generation inputs are
+    lines_as_json.write_text('{"image": "a"}\n{"image": "b"}\n')
+    assert load_records(lines_as_json) == [{"image": "a"}, {"image": "b"}]
     with pytest.raises(AnnotationError, match="the top level is a dict; expected a JSON array"):
         load_records(write_json(tmp_path, {"image": "a"}, "obj.json"))
     lines = tmp_path / "bad.jsonl"

@@ -131,7 +131,9 @@ def _show(value: Any, limit: int = 80) -> str:
 
 
 def load_records(path: PathLike) -> list[Any]:
-    """Read a JSON array (any extension) or a JSON Lines file (``.jsonl``: one value per non-blank line).
+    """Read a JSON array (any extension) or JSON Lines (``.jsonl``, or any file that is not one JSON value).
+
+    The one reader of record files for training and generation alike.
 
     Args:
         path: The annotation file.
@@ -155,7 +157,12 @@ def load_records(path: PathLike) -> list[Any]:
     try:
         records = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{source}: not valid JSON ({exc}); an annotation file is a JSON array.") from exc
+        if text.lstrip().startswith("["):
+            raise AnnotationError(
+                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; an annotation file "
+                "is a JSON array (or JSON Lines)."
+            ) from None
+        return _parse_json_lines(source, text)  # JSON Lines under another extension
     if not isinstance(records, list):
         raise AnnotationError(
             f"{source}: the top level is a {type(records).__name__}; expected a JSON array of records."
@@ -184,7 +191,7 @@ def _parse_json_lines(source: Path, text: str) -> list[Any]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise AnnotationError(f"{source}: line {line_number} is not valid JSON ({exc}).") from exc
+            raise AnnotationError(f"{source}: line {line_number} is not valid JSON ({exc.msg}).") from None
     return records
 
 

@@ -22,7 +22,6 @@ Shard indices are 0-based: ``--shard 0/8`` … ``--shard 7/8``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
+from vigc.data.annotations import AnnotationError, load_records
 from vigc.errors import ConfigError, VIGCError
 
 __all__ = [
@@ -305,35 +305,11 @@ def _string_field(record: Any, name: str, source: Path, index: int) -> str:
 
 
 def _load_records(path: Path) -> list[Any]:
-    """A JSON array (any extension) or JSON Lines (``.jsonl``, or any file that is not one JSON value)."""
+    """The records of a JSON array or JSON Lines file, read as training reads annotations (one reader)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenerationInputError(f"Cannot read {str(path)!r}: {exc}") from exc
-    if path.suffix.lower() != ".jsonl":
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if text.lstrip().startswith("["):
-                raise GenerationInputError(
-                    f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
-                ) from None
-        else:  # one JSON value: it must be the array of records
-            if not isinstance(value, list):
-                raise GenerationInputError(
-                    f"{path}: expected a JSON array of records (or JSON Lines), got a {type(value).__name__}."
-                )
-            return value
-    return list(_json_lines(path, text))
-
-
-def _json_lines(path: Path, text: str) -> Iterator[Any]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenerationInputError(f"{path}: line {number} is not valid JSON ({exc.msg}).") from None
+        return load_records(path)
+    except AnnotationError as exc:
+        raise GenerationInputError(str(exc)) from None
 
 
 def _walk_images(root: Path) -> Iterator[Path]:
