@@ -23,9 +23,12 @@ import torch
 
 from vigc.errors import ConfigError
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.sentences import SentenceStop, first_paragraph, join_units
+from vigc.generation.prompts import join_units, vic_base_prompt, vic_step_prompt
+from vigc.generation.sentences import SentenceStop, first_paragraph
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import GenerationOutput, VIGCModel
+
+__all__ = ["MODES", "GenerationStats", "QAResult", "VICSettings", "vic_base_prompt", "vic_steps", "vig_vic"]
 
 MODES = ("default", "compat")
 
@@ -151,11 +154,6 @@ def vig_vic(
     if settings.mode == "compat":
         return _compat(model, pixels, list(instructions), settings, stats)
     return _default(model, pixels, list(instructions), settings, stats)
-
-
-def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
-    """The prompt the first VIC step continues: instruction + question ("vig"), or the question alone ("vic")."""
-    return f"{instruction} Question: {question} Answer:" if gen_style == "vig" else question
 
 
 def vic_steps(
@@ -289,7 +287,7 @@ def _default_vic(
     for step in range(s.max_sentences):
         if not active:
             break
-        prompts = [_vic_prompt(bases[i], results[i].steps, s.in_section) for i in active]
+        prompts = [vic_step_prompt(bases[i], results[i].steps, s.in_section) for i in active]
         out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
         still = []
         for row, i in enumerate(active):
@@ -300,10 +298,6 @@ def _default_vic(
         active = still
     for result, base in zip(results, bases, strict=True):
         _finish_default(result, base, s.in_section)
-
-
-def _vic_prompt(base: str, units: list[str], paragraphs: bool) -> str:
-    return f"{base} {join_units(units, paragraphs)}".strip() if units else base
 
 
 def _accept_unit(
@@ -330,7 +324,7 @@ def _accept_unit(
 
 def _finish_default(result: QAResult, base: str, paragraphs: bool) -> None:
     result.answer = join_units(result.steps, paragraphs)
-    result.whole_text = _vic_prompt(base, result.steps, paragraphs)
+    result.whole_text = vic_step_prompt(base, result.steps, paragraphs)
     result.answer_lst = list(result.steps) if paragraphs else []
     if not result.answer:
         result.valid = False
