@@ -20,7 +20,12 @@ from vigc.data.datasets import (
     collate_vig_eval,
 )
 from vigc.errors import ConfigError, VIGCError
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS, GQ_INSTRUCTION, VIG_INSTRUCTIONS_LLAVA_COMP
+from vigc.generation.prompts import (
+    GENERATION_INSTRUCTIONS,
+    GQ_INSTRUCTION,
+    VIG_INSTRUCTIONS,
+    VIG_INSTRUCTIONS_LLAVA_COMP,
+)
 from vigc.registry import DATASETS
 
 SIZE = 16
@@ -264,6 +269,7 @@ def test_sample_ratio_and_seed_reach_the_dataset(tmp_path: Path, images: Path) -
 def test_registered_builders() -> None:
     families = ["llava_comp", "llava_desc", "llava_conv", "aokvqa", "okvqa", "vqav2", "coco_pseudo"]
     expected = {f"instruct_blip_{f}_{t}" for f in families for t in ("vig", "vic", "vqg")}
+    expected |= {f"instruct_blip_{f}_vic_step" for f in families if f != "coco_pseudo"}
     expected |= {f"instruct_blip_{f}_vig_eval" for f in ("okvqa", "aokvqa", "vqav2", "llava")}
     assert expected <= set(DATASETS.names())
     for name in expected:
@@ -278,3 +284,30 @@ def test_evaluation_sets_check_their_images_up_front_too(tmp_path: Path, images:
         "instruct_blip_okvqa_vig_eval", entry(tmp_path, images, records, skip_missing_images=True, **EVAL_PROCESSORS)
     )
     assert len(kept) == 2
+
+
+def test_vic_step_samples_from_a_config_entry(tmp_path: Path, images: Path) -> None:
+    """The prompt is what a VIC step sees (instruction, question, the first j sentences); the target the rest."""
+    answer = "There are two objects. At the top there is a red circle. On the left there is a blue square."
+    records = [{"image": NAMES[0], "question": "Describe the image.", "answer": [answer]}]
+    processors = {"vis_processor": TRAIN_PROCESSORS["vis_processor"]}
+    config = entry(tmp_path, images, records, **processors, sample_ratio=2)
+    vig_style = build_dataset("instruct_blip_llava_desc_vic_step", config, seed=1)
+    question_only = build_dataset("instruct_blip_llava_desc_vic_step", {**config, "gen_style": "vic"}, seed=1)
+    assert isinstance(vig_style, QATrainDataset) and vig_style.sample_ratio == 2
+    sentences = answer.replace(". ", ".|").split("|")
+    seen = set()
+    for epoch in range(40):
+        item, bare = vig_style.item(0, epoch), question_only.item(0, epoch)
+        j = len(sentences) - len(item.text_output.replace(". ", ".|").split("|"))
+        assert item.text_output == " ".join(sentences[j:])
+        instruction = item.text_input.split(" Question: ")[0]
+        assert instruction in VIG_INSTRUCTIONS["llava_desc"]
+        assert item.text_input == " ".join([instruction, "Question: Describe the image. Answer:", *sentences[:j]])
+        assert bare.text_input in {" ".join(["Describe the image.", *sentences[:k]]) for k in range(3)}
+        seen.add(j)
+    assert seen == {0, 1, 2}
+    with pytest.raises(ConfigError, match=r"key 'gen_style' expects Literal\['vig', 'vic'\], got 'both'"):
+        build_dataset("instruct_blip_llava_desc_vic_step", {**config, "gen_style": "both"})
+    with pytest.raises(ConfigError, match="unknown key 'gen_style'"):
+        build_dataset("instruct_blip_llava_desc_vic", {**config, "gen_style": "vig"})

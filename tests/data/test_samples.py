@@ -16,6 +16,7 @@ from vigc.data.samples import (
     choose_answer,
     stable_seed,
     vic_sample,
+    vic_step_sample,
     vig_sample,
     vqg_sample,
 )
@@ -51,9 +52,11 @@ def test_llava_vic_uses_the_bare_question() -> None:
     )
 
 
-@pytest.mark.parametrize("task", ["vig", "vic", "vqg"])
+@pytest.mark.parametrize("task", ["vig", "vic", "vqg", "vic_step"])
 def test_deterministic_under_a_seed(task: str) -> None:
-    prompts = {"vig": VIG_INSTRUCTIONS_KNOWLEDGE, "vic": VQA_TEMPLATES, "vqg": VQG_TEMPLATES}[task]
+    prompts = {"vig": VIG_INSTRUCTIONS_KNOWLEDGE, "vic": VQA_TEMPLATES, "vqg": VQG_TEMPLATES}.get(
+        task, VIG_INSTRUCTIONS_KNOWLEDGE
+    )
     build = SAMPLE_BUILDERS[task]
     first = [build(OKVQA, prompts, random.Random(seed), str) for seed in range(50)]
     again = [build(OKVQA, prompts, random.Random(seed), str) for seed in range(50)]
@@ -91,3 +94,15 @@ def test_stable_seed_is_fixed_across_processes() -> None:
     # blake2b of the JSON text: the same in every Python run whatever PYTHONHASHSEED is.
     digest = hashlib.blake2b(b'[0, "x", 1, 2]', digest_size=8).digest()
     assert stable_seed(0, "x", 1, 2) == int.from_bytes(digest, "little")
+
+
+def test_vic_step_sample_splits_like_vic() -> None:
+    """Sentences are split as VIC splits them ("3.5" and "e.g." do not end one); one sentence: j = 0, all of it."""
+    record = QAAnnotation(image="a.jpg", question="Why?", answers=["It costs 3.5 dollars, e.g. a lot. So no!"])
+    pairs = {vic_step_sample(record, ["Say."], random.Random(seed)) for seed in range(30)}
+    assert pairs == {
+        TextPair("Say. Question: Why? Answer:", "It costs 3.5 dollars, e.g. a lot. So no!"),
+        TextPair("Say. Question: Why? Answer: It costs 3.5 dollars, e.g. a lot.", "So no!"),
+    }
+    short = QAAnnotation(image="a.jpg", question="Why?", answers=["red"])
+    assert vic_step_sample(short, ["Say."], random.Random(0), gen_style="vic") == TextPair("Why?", "red")

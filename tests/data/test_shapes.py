@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from vigc.data.shapes_language import (
     sentence_is_true,
     split_sentences,
 )
-from vigc.data.shapes_questions import QUESTION_TYPES, parse_question
+from vigc.data.shapes_questions import QUESTION_TYPES, parse_question, planned_question
 from vigc.data.shapes_scene import COLORS, MAX_OBJECTS, POSITIONS, Scene, ShapeObject, render_scene
 
 
@@ -105,6 +107,16 @@ def test_every_ground_truth_answer_reads_back_true() -> None:
         ("So there are as many circles as squares.", False, "as_many"),
         ("So there are three objects in total.", True, "total"),
         ("So there is one blue object.", True, "color_count_one"),
+        ("So the blue square is smaller than the red circle.", True, "smaller"),
+        ("So the red circle is smaller than the blue square.", False, "smaller"),
+        ("So there are two large objects.", True, "size_count"),
+        ("So there is one small object.", True, "size_count_one"),
+        ("So there are three large objects.", False, "size_count"),
+        ("So there is one object in the top row.", True, "row_count_one"),
+        ("So there are two objects in the middle row.", False, "row_count"),
+        ("The red circle does not overlap the blue square.", True, "overlap_not"),
+        ("The red circle overlaps the blue square.", False, "overlap"),
+        ("The red circle does not overlap the purple square.", False, "overlap_not"),
     ],
 )
 def test_sentences_are_checked_against_the_scene(scene: Scene, sentence: str, true: bool, template: str) -> None:
@@ -129,7 +141,7 @@ def test_every_template_renders_and_parses_back() -> None:
     slots = {
         "color": "red", "color2": "blue", "shape": "circle", "shape2": "square", "shapes": "circles",
         "shapes2": "squares", "size": "small", "pos": POSITIONS[4], "num": "two", "side": "left", "vrel": "above",
-        "cmp": "more", "cnt": "one circle", "cnt2": "two squares", "list": "a small red circle",
+        "cmp": "more", "cnt": "one circle", "cnt2": "two squares", "list": "a small red circle", "row": "middle",
     }  # fmt: skip
     for name in SENTENCES:
         parsed = parse_sentence(render(name, **slots))
@@ -148,6 +160,35 @@ def test_question_validity_depends_on_the_scene(scene: Scene) -> None:
     same_column = parse_question("Is the red circle to the left or to the right of the green circle?", scene)
     assert same_column is not None and not same_column.valid
     assert parse_question("What is the meaning of this?", scene) is None
+    row = parse_question("How many objects are there in the bottom row?", scene)
+    assert row is not None and row.valid
+    assert row.answer(scene) == [
+        "In the bottom left corner there is a large green circle.",
+        "So there is one object in the bottom row.",
+    ]
+    middle = parse_question("How many objects are there in the middle row?", scene)
+    assert (
+        middle is not None and middle.valid and middle.answer(scene)[-1] == "So there is one object in the middle row."
+    )
+    far = parse_question("Does the red circle overlap the blue square?", scene)
+    assert far is not None and not far.valid  # only neighbouring cells are asked about
+    what = parse_question("What is in the center?", scene)
+    assert what is not None and what.valid and what.answer(scene) == ["In the center there is a small blue square."]
+
+
+def test_planned_questions_follow_the_image_and_vary() -> None:
+    """The planned question depends on the scene alone (not the generator), is valid, and varies over scenes."""
+    scenes = make_scenes(100, 3)
+    kinds = Counter()
+    for s in scenes:
+        text, parsed = planned_question(s, "comp", random.Random(0))
+        again, _ = planned_question(s, "comp", random.Random(1))
+        reread = parse_question(text, s)
+        assert reread is not None and reread.valid and reread.qtype is parsed.qtype
+        assert parse_question(again, s).qtype is parsed.qtype  # type: ignore[union-attr]
+        kinds[parsed.qtype.name] += 1
+    assert len(kinds) >= 10
+    assert max(kinds.values()) <= 25
 
 
 def test_short_answers_are_ten() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
+from vigc.data.annotations import QAAnnotation
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.samples import vic_step_sample
 from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
 from vigc.generation.prompts import GENERATION_INSTRUCTIONS
@@ -147,3 +151,25 @@ def test_continuation_logprobs_do_not_depend_on_the_batch(parity_model: VIGCMode
     )
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
     assert bool((together < 0).all())
+
+
+def test_vic_step_samples_train_on_the_prompts_vic_steps_build() -> None:
+    """A `vic_step` training sample of a generated answer has exactly the prompt of the VIC step it stands for."""
+    model = vigc_default()
+    processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(4, 999)])
+    decoding = DecodingSettings.from_lavis(num_beams=1, max_length=250, min_length=1)
+    desc = GENERATION_INSTRUCTIONS["desc"]
+    for gen_style in ("vig", "vic"):
+        settings = VICSettings(mode="default", max_sentences=8, vig_decoding=decoding, gen_style=gen_style)
+        results = [r for r in vig_vic(model, pixels, [desc] * 4, settings) if r.valid and len(r.steps) >= 2]
+        assert results
+        for result in results:
+            record = QAAnnotation(image="x.png", question=str(result.question), answers=[result.answer])
+            seen = set()
+            for seed in range(200):
+                pair = vic_step_sample(record, (desc,), random.Random(seed), gen_style=gen_style)
+                j = next(k for k in range(len(result.steps)) if pair.text_output == " ".join(result.steps[k:]))
+                assert pair.text_input == result.step_prompts[1 + j]  # step_prompts[0] is VIG's instruction
+                seen.add(j)
+            assert seen == set(range(len(result.steps)))

@@ -313,3 +313,36 @@ def test_several_qa_per_image_have_their_own_keys(
         else:
             assert len({r["instruction"] for r in samples}) == 1
             assert len({r["vig_output"] for r in samples}) > 1  # sampled, not three copies of the beam output
+
+
+def test_sampled_samples_ask_new_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `diversity: sampling` only VIG is sampled (VIC keeps the configured beams), and an image whose sampled
+    question repeats an earlier sample's is drawn again, up to REDRAWS times."""
+    import torch
+
+    from vigc.generation.vic import QAResult
+    from vigc.tasks import generate_llava
+
+    task = generate_llava.instruct_blip_llava_vig(samples_per_image=3, generate_cfg={"num_beams": 5})
+    sampled = task.settings(1)
+    assert sampled.vig_decoding.do_sample and sampled.vig_decoding.num_beams == 1
+    assert sampled.vic_decoding is not None and not sampled.vic_decoding.do_sample
+    assert sampled.vic_decoding.num_beams == 5
+    assert task.settings(0) == task.vic
+
+    draws = iter(["same", "same", "new", "same", "same", "same", "same"])
+    calls: list[int] = []
+
+    def fake_vig_vic(model, pixels, instructions, settings, stats=None):  # type: ignore[no-untyped-def]
+        calls.append(pixels.shape[0])
+        return [QAResult(instruction=i, question=next(draws)) for i in instructions]
+
+    monkeypatch.setattr(generate_llava, "vig_vic", fake_vig_vic)
+    results = [QAResult(instruction="i", question="same"), QAResult(instruction="i", question="other")]
+    stats = generate_llava.GenerationStats()
+    task._redraw_repeats(None, torch.zeros(2, 3, 4, 4), results, [{"same"}, {"same"}], 1, stats)  # type: ignore[arg-type]
+    assert [r.question for r in results] == ["new", "other"]  # redrawn twice, then new; the other row untouched
+    assert calls == [1, 1, 1]
+    stuck = [QAResult(instruction="i", question="same")]
+    task._redraw_repeats(None, torch.zeros(1, 3, 4, 4), stuck, [{"same"}], 1, stats)  # type: ignore[arg-type]
+    assert stuck[0].question == "same" and len(calls) == 3 + generate_llava.REDRAWS

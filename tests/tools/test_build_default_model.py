@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from vigc.models.tokenizers import LavisLlamaTokenizer
 from vigc.tools.build_default_model import (
     GRID_CELLS,
     export,
+    main,
     prepare,
     train_llm_tokenizer,
     write_bert_vocab,
@@ -84,3 +86,20 @@ def test_initial_weights_wire_query_i_to_cell_i(tmp_path: Path) -> None:
         change = (outputs[0] - outputs[1]).norm(dim=-1)
         assert change.argmax().item() == index
         assert change[index] > 100 * change[torch.arange(len(change)) != index].max()
+
+
+def test_prepare_can_start_from_a_packaged_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--init-from` copies a packaged model into init/ (what the training config loads); a wrong folder is one line."""
+    source = tmp_path / "previous"
+    export_dir = default_model_paths()
+    source.mkdir()
+    for key, name in (("llm_model", "llm"), ("qformer_tokenizer", "qformer_tokenizer")):
+        shutil.copytree(export_dir[key], source / name)
+    shutil.copy(export_dir["pretrained"], source / "model.safetensors")
+    out = tmp_path / "out"
+    prepare(out, count=3, seed=0, init_from=source)
+    assert (out / "data" / "llava_desc.json").is_file()
+    model = vigc_default(**default_model_paths(out / "init"))
+    assert model.load_reports[0].loaded and not model.load_reports[0].unexpected
+    assert main(["prepare", "--out", str(out), "--count", "1", "--init-from", str(tmp_path / "nothing")]) == 2
+    assert "is not a packaged model folder" in capsys.readouterr().err

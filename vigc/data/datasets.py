@@ -18,6 +18,7 @@ name, epoch, index), so a resumed run sees the same samples.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -37,7 +38,7 @@ from vigc.data import annotations as readers
 from vigc.data.annotations import AnnotationError, QAAnnotation
 from vigc.data.images import BadImageError, load_rgb
 from vigc.data.processors import DEFAULT_MAX_PIXELS, EvalImageProcessor, TrainImageProcessor
-from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged
+from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged, vic_step_sample
 from vigc.data.text import build_processor
 from vigc.errors import ConfigError, VIGCError
 from vigc.generation.prompts import (
@@ -151,19 +152,21 @@ def collate_train(items: Sequence[TrainItem]) -> TrainBatch:
 
 
 class QATrainDataset(Dataset[TrainItem]):
-    """VIG, VIC or VQG training samples from QA annotations (SPEC §4).
+    """VIG, VIC, VQG or VIC-step training samples from QA annotations (SPEC §4; `vic_step_sample`).
 
     Args:
         annotations: The records (at least one).
         images_root: Folder the records' image paths are relative to.
         task: ``"vig"`` (instruction → ``" Question: q Answer: a"``), ``"vic"`` (VQA template → answer) or
-            ``"vqg"`` (VQG template → question).
-        prompts: The instruction list (vig) or templates (vic, vqg) drawn from.
+            ``"vqg"`` (VQG template → question) or ``"vic_step"`` (instruction, question and the answer's first
+            sentences → the rest, as a VIC step sees them).
+        prompts: The instruction list (vig, vic_step) or templates (vic, vqg) drawn from.
         image_processor: A training processor (draws its crop from the item's generator) or an eval one.
         text_processor: Applied to questions and answers.
         seed: Base seed of the per-item generators.
         sample_ratio: Weight of this dataset when batches are mixed by ratio.
         name: The dataset's name; part of the per-item seed so two datasets over one file draw independently.
+        gen_style: vic_step: the VIC prompt style the samples follow ("vig" or "vic", as `run.gen_style`).
     """
 
     def __init__(
@@ -171,7 +174,7 @@ class QATrainDataset(Dataset[TrainItem]):
         annotations: Sequence[QAAnnotation],
         images_root: str | os.PathLike[str],
         *,
-        task: Literal["vig", "vic", "vqg"],
+        task: Literal["vig", "vic", "vqg", "vic_step"],
         prompts: Sequence[str],
         image_processor: ImageProcessor,
         text_processor: TextProcessor = unchanged,
@@ -179,7 +182,10 @@ class QATrainDataset(Dataset[TrainItem]):
         sample_ratio: float = 1.0,
         name: str = "",
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        gen_style: Literal["vig", "vic"] = "vig",
     ) -> None:
+        if gen_style not in ("vig", "vic"):
+            raise ConfigError(f"Dataset {name!r}: gen_style must be 'vig' or 'vic', got {gen_style!r}.")
         if not annotations:
             raise VIGCError(f"Dataset {name!r} has no records; check its annotation file and filters.")
         if not prompts:
@@ -195,6 +201,8 @@ class QATrainDataset(Dataset[TrainItem]):
         self.name = name
         self.max_pixels = max_pixels
         self.epoch = 0
+        builder = SAMPLE_BUILDERS[task]
+        self._build = functools.partial(vic_step_sample, gen_style=gen_style) if task == "vic_step" else builder
 
     def __len__(self) -> int:
         return len(self.annotations)
@@ -221,7 +229,7 @@ class QATrainDataset(Dataset[TrainItem]):
             ImageLoadError: If the record's image is missing or unreadable.
         """
         rng = random.Random(stable_seed(self.seed, self.name, epoch, index))
-        pair = SAMPLE_BUILDERS[self.task](self.annotations[index], self.prompts, rng, self.text_processor)
+        pair = self._build(self.annotations[index], self.prompts, rng, self.text_processor)
         path = self.image_path(index)
         image = _process_image(self.image_processor, load_image(path, self.max_pixels), rng)
         return TrainItem(image=image, text_input=pair.text_input, text_output=pair.text_output, image_path=path)
@@ -415,7 +423,12 @@ class _Family:
     vqa_templates: tuple[str, ...]
 
     def prompts(self, task: str) -> tuple[str, ...]:
-        return {"vig": self.instructions, "vic": self.vqa_templates, "vqg": VQG_TEMPLATES}[task]
+        return {
+            "vig": self.instructions,
+            "vic": self.vqa_templates,
+            "vqg": VQG_TEMPLATES,
+            "vic_step": self.instructions,
+        }[task]
 
 
 _FAMILIES: dict[str, _Family] = {
@@ -428,7 +441,8 @@ _FAMILIES: dict[str, _Family] = {
     "coco_pseudo": _Family(readers.read_coco_pseudo, VIG_INSTRUCTIONS["coco_pseudo"], VQA_TEMPLATES),
 }
 
-# The original's builder-name prefix → family. Each gets a _vig, _vic and _vqg training builder.
+# The original's builder-name prefix → family. Each gets a _vig, _vic and _vqg training builder, and (ours, not
+# in the original) a _vic_step builder, except COCO pseudo whose answers are one short phrase.
 _PREFIXES = {
     "instruct_blip_llava_comp": "llava_comp",
     "instruct_blip_llava_desc": "llava_desc",
@@ -438,7 +452,7 @@ _PREFIXES = {
     "instruct_blip_vqav2": "vqav2",
     "instruct_blip_coco_pseudo": "coco_pseudo",
 }
-Task = Literal["vig", "vic", "vqg"]
+Task = Literal["vig", "vic", "vqg", "vic_step"]
 
 
 @dataclass(frozen=True)
@@ -498,6 +512,7 @@ class _TrainSpec:
         seed: int,
         sample_ratio: float,
         images_keys: _ImageKeys,
+        gen_style: Literal["vig", "vic"] = "vig",
     ) -> QATrainDataset:
         """Build the dataset from read annotations and the config keys every training builder has."""
         image_processor, text_processor = _processors(self.name, *processors, "train")
@@ -514,6 +529,7 @@ class _TrainSpec:
             sample_ratio=sample_ratio,
             name=self.name,
             max_pixels=images_keys.max_pixels,
+            gen_style=gen_style,
         )
         logger.info("Dataset %s: %d %s samples from %s", self.name, len(dataset), self.task, ", ".join(files))
         return dataset
@@ -546,6 +562,38 @@ def _train_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
         )
 
     return _named(builder, spec.name, f"{spec.family} {spec.task.upper()} training samples (SPEC §4).")
+
+
+def _vic_step_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
+    """Make a VIC-step training builder: the keys of the others plus ``gen_style`` (`vic_step_sample`)."""
+
+    def builder(
+        build_info: Mapping[str, Any],
+        vis_processor: Mapping[str, Any] | None = None,
+        text_processor: Mapping[str, Any] | None = None,
+        sample_ratio: float = 1.0,
+        data_type: Literal["images"] = "images",
+        seed: int = 0,
+        check_images: bool = True,
+        skip_missing_images: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        gen_style: Literal["vig", "vic"] = "vig",
+    ) -> QATrainDataset:
+        files, images = _paths(spec.name, build_info)
+        annotations = [a for file in files for a in _FAMILIES[spec.family].reader(file)]
+        return spec.build(
+            annotations,
+            images,
+            files,
+            processors=(vis_processor, text_processor),
+            seed=seed,
+            sample_ratio=sample_ratio,
+            images_keys=_ImageKeys(check_images, skip_missing_images, max_pixels),
+            gen_style=gen_style,
+        )
+
+    summary = f"{spec.family} VIC-step training samples: the prompt of a VIC step → the rest of the answer."
+    return _named(builder, spec.name, summary)
 
 
 def _coco_pseudo_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
@@ -653,6 +701,9 @@ def _register_all() -> None:
             spec = _TrainSpec(f"{prefix}_{task}", family, task)
             make = _coco_pseudo_builder if family == "coco_pseudo" else _train_builder
             DATASETS.register(make(spec), name=spec.name)
+        if family != "coco_pseudo":
+            spec = _TrainSpec(f"{prefix}_vic_step", family, "vic_step")
+            DATASETS.register(_vic_step_builder(spec), name=spec.name)
     for prefix, family in (("okvqa", "okvqa"), ("aokvqa", "a_okvqa"), ("vqav2", "vqav2"), ("llava", "llava_conv")):
         name = f"instruct_blip_{prefix}_vig_eval"
         DATASETS.register(_eval_builder(name, family), name=name)

@@ -1,4 +1,4 @@
-"""Turn one annotation into one training text pair: VIG, VIC or VQG (SPEC §4).
+"""Turn one annotation into one training text pair: VIG, VIC or VQG (SPEC §4), or a VIC step (ours).
 
 Every builder takes an explicit `random.Random`, so a sample depends only on the annotation and the generator's
 state, never on global randomness (the datasets seed it from (seed, epoch, index) for reproducible, resumable
@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vigc.data.annotations import QAAnnotation
-from vigc.generation.prompts import vig_target
+from vigc.generation.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_target
+from vigc.generation.sentences import split_sentences
 
 __all__ = [
     "SAMPLE_BUILDERS",
@@ -29,6 +30,7 @@ __all__ = [
     "stable_seed",
     "unchanged",
     "vic_sample",
+    "vic_step_sample",
     "vig_sample",
     "vqg_sample",
 ]
@@ -158,10 +160,50 @@ def vqg_sample(
     return TextPair(rng.choice(templates).format(a=answer), question)
 
 
+def vic_step_sample(
+    annotation: QAAnnotation,
+    instructions: Sequence[str],
+    rng: random.Random,
+    text_processor: TextProcessor = unchanged,
+    gen_style: str = "vig",
+) -> TextPair:
+    """Build a VIC-step sample: exactly the prompt a VIC step sees at inference → the rest of the answer.
+
+    The prompt is `vic_step_prompt` (the function VIC generation uses) of `vic_base_prompt` (instruction and
+    question, or the question alone) and the answer's first j sentences, j drawn uniformly from 0 .. n - 1 for
+    an answer of n sentences (split as VIC splits them). The target is every sentence after them, not only the
+    next one: the sentence-stopping VIC step cuts the output after one sentence anyway, whereas a target of one
+    sentence would teach the model to end the answer (EOS) after every sentence.
+
+    Args:
+        annotation: The annotation.
+        instructions: The dataset's VIG instruction list (as for `vig_sample`).
+        rng: The random generator (draws the answer, then the instruction, then j).
+        text_processor: Applied to the question and the answer (before the split).
+        gen_style: "vig" (instruction + question, VIC's default) or "vic" (the question alone), as
+            `run.gen_style` of generation.
+
+    Returns:
+        The text pair.
+    """
+    question = text_processor(annotation.question)
+    answer = text_processor(choose_answer(annotation, rng))
+    instruction = rng.choice(instructions)
+    sentences = split_sentences(answer)
+    j = rng.randrange(len(sentences)) if sentences else 0
+    prompt = vic_step_prompt(vic_base_prompt(instruction, question, gen_style), sentences[:j])
+    return TextPair(prompt, join_units(sentences[j:], paragraphs=False))
+
+
 SampleBuilder = Callable[[QAAnnotation, Sequence[str], random.Random, TextProcessor], TextPair]
 
 # Training task name → sample builder.
-SAMPLE_BUILDERS: Mapping[str, SampleBuilder] = {"vig": vig_sample, "vic": vic_sample, "vqg": vqg_sample}
+SAMPLE_BUILDERS: Mapping[str, SampleBuilder] = {
+    "vig": vig_sample,
+    "vic": vic_sample,
+    "vqg": vqg_sample,
+    "vic_step": vic_step_sample,
+}
 
 
 def stable_seed(*parts: int | str) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigc.data.shapes_questions import TASKS, sample_question
+from vigc.data.shapes_questions import TASKS, planned_question, sample_question
 from vigc.data.shapes_scene import Scene, render_scene, sample_scene, scene_rng
 
 __all__ = [
@@ -76,7 +76,8 @@ def qa_records(scenes: Sequence[Scene], seed: int, questions_per_scene: int = 2)
     Args:
         scenes: The scenes.
         seed: The data set's seed (questions are drawn from their own generator, not the scenes').
-        questions_per_scene: Questions per scene for conv and comp (desc has one: the description).
+        questions_per_scene: Questions per scene for conv and comp (desc has one: the description). The first
+            is `planned_question` (its kind follows from the image), the others `sample_question`.
     """
     out: dict[str, list[dict[str, Any]]] = {f"llava_{t}": [] for t in TASKS}
     out["okvqa"] = []
@@ -84,8 +85,10 @@ def qa_records(scenes: Sequence[Scene], seed: int, questions_per_scene: int = 2)
         rng = random.Random(f"shapes-qa:{seed}:{index}")
         for task in TASKS:
             seen: set[str] = set()
-            for _ in range(1 if task == "desc" else questions_per_scene):
-                question, parsed = sample_question(scene, task, rng)
+            for k in range(1 if task == "desc" else questions_per_scene):
+                # The first question is the one the image calls for (a model can learn to ask it), the others
+                # are drawn at random (variety under sampling).
+                question, parsed = (planned_question if k == 0 else sample_question)(scene, task, rng)
                 if question in seen:
                     continue
                 seen.add(question)

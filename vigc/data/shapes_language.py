@@ -19,6 +19,7 @@ from vigc.data.shapes_scene import COLORS, POSITIONS, SHAPES, SIZES, Scene, Shap
 
 __all__ = [
     "NUMBERS",
+    "ROWS",
     "SENTENCES",
     "Mention",
     "ParsedSentence",
@@ -35,6 +36,7 @@ __all__ = [
     "template_regex",
 ]
 
+ROWS: tuple[str, ...] = ("top", "middle", "bottom")  # grid row 0, 1, 2
 NUMBERS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 Mention = dict[str, str]  # attribute → value, e.g. {"color": "red", "shape": "circle", "size": "large"}
 
@@ -52,6 +54,7 @@ SENTENCES: dict[str, str] = {
     "count_all": "There are {num} objects in the image.",
     "obj_at": "{pos} there is a {size} {color} {shape}.",  # where first: the next object is read at its cell
     "overlap": "The {color} {shape} overlaps the {color2} {shape2}.",
+    "overlap_not": "The {color} {shape} does not overlap the {color2} {shape2}.",
     "total_one": "So there is one object in total.",
     "total": "So there are {num} objects in total.",
     "color_count_one": "So there is one {color} object.",
@@ -59,6 +62,11 @@ SENTENCES: dict[str, str] = {
     "side": "So the {color} {shape} is to the {side} of the {color2} {shape2}.",
     "vrel": "So the {color} {shape} is {vrel} the {color2} {shape2}.",
     "bigger": "So the {color} {shape} is bigger than the {color2} {shape2}.",
+    "smaller": "So the {color} {shape} is smaller than the {color2} {shape2}.",
+    "size_count_one": "So there is one {size} object.",
+    "size_count": "So there are {num} {size} objects.",
+    "row_count_one": "So there is one object in the {row} row.",
+    "row_count": "So there are {num} objects in the {row} row.",
     "count_pair": "I count {cnt} and {cnt2}.",
     "more": "So there are {cmp} {shapes} than {shapes2}.",
     "as_many": "So there are as many {shapes} as {shapes2}.",
@@ -108,6 +116,7 @@ _SLOT_PATTERNS: dict[str, str] = {
     "num": _alternatives(NUMBERS[2:]),
     "side": "(?:left|right)",
     "vrel": "(?:above|below)",
+    "row": _alternatives(ROWS),
     "cmp": "(?:more|fewer)",
     "cnt": rf"(?:one {_alternatives(SHAPES)}|{_alternatives(NUMBERS[2:])} {_PLURALS})",
     "list": rf"{_ITEM}(?:(?:, | and ){_ITEM})*",
@@ -203,6 +212,15 @@ def _compare(a: int, b: int, word: str) -> bool:
     return a > b if word == "more" else a < b
 
 
+def _overlapping(scene: Scene, slots: Mapping[str, str]) -> bool:
+    pair = tuple(sorted(scene.objects.index(_one(scene, slots, x)) for x in ("", "2")))
+    return pair in scene.overlaps
+
+
+def _in_row(scene: Scene, row: str) -> int:
+    return sum(1 for o in scene.objects if o.row == ROWS.index(row))
+
+
 _PREDICATES: dict[str, Callable[[Scene, Mapping[str, str]], bool]] = {
     "count_shape_one": lambda sc, s: _count(sc, shape=s["shape"]) == 1,
     "count_shape": lambda sc, s: _count(sc, shape=_singular(s["shapes"])) == _num(s),
@@ -212,7 +230,8 @@ _PREDICATES: dict[str, Callable[[Scene, Mapping[str, str]], bool]] = {
     "total": lambda sc, s: len(sc.objects) == _num(s),
     "color_count_one": lambda sc, s: _count(sc, color=s["color"]) == 1,
     "color_count": lambda sc, s: _count(sc, color=s["color"]) == _num(s),
-    "overlap": lambda sc, s: tuple(sorted(sc.objects.index(_one(sc, s, x)) for x in ("", "2"))) in sc.overlaps,
+    "overlap": lambda sc, s: _overlapping(sc, s),
+    "overlap_not": lambda sc, s: not _overlapping(sc, s) and _one(sc, s) is not _one(sc, s, "2"),
     "side": lambda sc, s: (
         (_one(sc, s).col < _one(sc, s, "2").col) == (s["side"] == "left") and _one(sc, s).col != _one(sc, s, "2").col
     ),
@@ -220,6 +239,11 @@ _PREDICATES: dict[str, Callable[[Scene, Mapping[str, str]], bool]] = {
         (_one(sc, s).row < _one(sc, s, "2").row) == (s["vrel"] == "above") and _one(sc, s).row != _one(sc, s, "2").row
     ),
     "bigger": lambda sc, s: _one(sc, s).size == "large" and _one(sc, s, "2").size == "small",
+    "smaller": lambda sc, s: _one(sc, s).size == "small" and _one(sc, s, "2").size == "large",
+    "size_count_one": lambda sc, s: _count(sc, size=s["size"]) == 1,
+    "size_count": lambda sc, s: _count(sc, size=s["size"]) == _num(s),
+    "row_count_one": lambda sc, s: _in_row(sc, s["row"]) == 1,
+    "row_count": lambda sc, s: _in_row(sc, s["row"]) == _num(s),
     "count_pair": lambda sc, s: all(_count(sc, shape=sh) == n for n, sh in map(_parse_count, (s["cnt"], s["cnt2"]))),
     "more": lambda sc, s: _compare(
         _count(sc, shape=_singular(s["shapes"])), _count(sc, shape=_singular(s["shapes2"])), s["cmp"]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from vigc.data.shapes_language import (
+    ROWS,
     count_phrase,
     matching,
     number_word,
@@ -22,9 +23,17 @@ from vigc.data.shapes_language import (
     render,
     template_regex,
 )
-from vigc.data.shapes_scene import COLORS, SHAPES, Scene, ShapeObject
+from vigc.data.shapes_scene import COLORS, SHAPES, SIZES, Scene, ShapeObject
 
-__all__ = ["QUESTION_TYPES", "TASKS", "ParsedQuestion", "QuestionType", "parse_question", "sample_question"]
+__all__ = [
+    "QUESTION_TYPES",
+    "TASKS",
+    "ParsedQuestion",
+    "QuestionType",
+    "parse_question",
+    "planned_question",
+    "sample_question",
+]
 
 TASKS = ("conv", "desc", "comp")
 Slots = dict[str, str]
@@ -156,6 +165,58 @@ def _more_short(scene: Scene, slots: Mapping[str, str]) -> str:
     return "yes" if n1 > n2 else "no"
 
 
+def _smaller_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    a, b = _obj(scene, slots), _obj(scene, slots, "2")
+    big, small = (a, b) if a.size == "large" else (b, a)
+    sizes = [render("size_of", **_ref(o), size=o.size) for o in (a, b)]
+    return [*sizes, render("smaller", **_ref(small), **_ref(big, "2"))]
+
+
+def _neighbours(a: ShapeObject, b: ShapeObject) -> bool:
+    """Horizontally or vertically adjacent cells: the only pairs that can overlap, so the question is not trivial."""
+    return abs(a.row - b.row) + abs(a.col - b.col) == 1
+
+
+def _overlaps(scene: Scene, slots: Mapping[str, str]) -> bool:
+    both = tuple(sorted(scene.objects.index(_obj(scene, slots, x)) for x in ("", "2")))
+    return both in scene.overlaps
+
+
+def _overlap_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    a, b = _obj(scene, slots), _obj(scene, slots, "2")
+    last = "overlap" if _overlaps(scene, slots) else "overlap_not"
+    return [_where(a), _where(b), render(last, **_ref(a), **_ref(b, "2"))]
+
+
+def _size_count_args(scene: Scene) -> list[Slots]:
+    return [{"size": s} for s in SIZES if matching(scene, {"size": s})]
+
+
+def _size_count_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    found = _reading_order(matching(scene, {"size": slots["size"]}))
+    last = _count_sentence(len(found), "size_count_one", "size_count", size=slots["size"])
+    return [render("see", list=object_list(found)), last]
+
+
+def _row_objects(scene: Scene, row: str) -> list[ShapeObject]:
+    return _reading_order([o for o in scene.objects if o.row == ROWS.index(row)])
+
+
+def _row_args(scene: Scene) -> list[Slots]:
+    return [{"row": r} for r in ROWS if _row_objects(scene, r)]
+
+
+def _row_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    found = _row_objects(scene, slots["row"])
+    sentences = [render("obj_at", size=o.size, color=o.color, shape=o.shape, pos=o.position) for o in found]
+    return [*sentences, _count_sentence(len(found), "row_count_one", "row_count", row=slots["row"])]
+
+
+def _at_answer(scene: Scene, slots: Mapping[str, str]) -> list[str]:
+    o = _at(scene, slots)
+    return [render("obj_at", size=o.size, color=o.color, shape=o.shape, pos=o.position)]
+
+
 @dataclass(frozen=True)
 class QuestionType:
     """One kind of question.
@@ -221,6 +282,14 @@ QUESTION_TYPES: dict[str, QuestionType] = {
             _object_args,
             lambda sc, s: [render("size_of", **s, size=_obj(sc, s).size)],
             lambda sc, s: _obj(sc, s).size,
+        ),
+        QuestionType(
+            "q_what_at",
+            "conv",
+            ("What is {pos}?", "Which object is {pos}?"),
+            _position_args,
+            _at_answer,
+            lambda sc, s: _at(sc, s).name,
         ),
         QuestionType(
             "q_count_shape",
@@ -293,6 +362,46 @@ QUESTION_TYPES: dict[str, QuestionType] = {
             _more_answer,
             _more_short,
         ),
+        QuestionType(
+            "q_fewer",
+            "comp",
+            ("Are there fewer {shapes} than {shapes2}?",),
+            _more_args,
+            _more_answer,
+            lambda sc, s: "yes" if _more_counts(sc, s)[0] < _more_counts(sc, s)[1] else "no",
+        ),
+        QuestionType(
+            "q_smaller",
+            "comp",
+            ("Which is smaller, the {color} {shape} or the {color2} {shape2}?",),
+            lambda sc: _pairs(sc, lambda a, b: a.size != b.size),
+            _smaller_answer,
+            lambda sc, s: next(o.name for o in (_obj(sc, s), _obj(sc, s, "2")) if o.size == "small"),
+        ),
+        QuestionType(
+            "q_overlap",
+            "comp",
+            ("Does the {color} {shape} overlap the {color2} {shape2}?",),
+            lambda sc: _pairs(sc, _neighbours),
+            _overlap_answer,
+            lambda sc, s: "yes" if _overlaps(sc, s) else "no",
+        ),
+        QuestionType(
+            "q_size_count",
+            "comp",
+            ("How many {size} objects are there?",),
+            _size_count_args,
+            _size_count_answer,
+            lambda sc, s: str(len(matching(sc, dict(s)))),
+        ),
+        QuestionType(
+            "q_row_count",
+            "comp",
+            ("How many objects are there in the {row} row?",),
+            _row_args,
+            _row_answer,
+            lambda sc, s: str(len(_row_objects(sc, s["row"]))),
+        ),
     )
 }
 
@@ -335,3 +444,43 @@ def sample_question(scene: Scene, task: str, rng: random.Random) -> tuple[str, P
     slots = rng.choice(options)
     text = rng.choice(qtype.texts).format(**slots)
     return text, ParsedQuestion(qtype, slots, True)
+
+
+def _reading_key(scene: Scene, slots: Mapping[str, str]) -> tuple[int, ...]:
+    """The cells of the objects a question names, or of the first object with the attribute it asks about."""
+    key = []
+    for suffix in ("", "2"):
+        if "pos" + suffix in slots:
+            key.append(_at(scene, {"pos": slots["pos" + suffix]}).cell)
+        elif "shape" + suffix in slots and "color" + suffix in slots:
+            key.append(_obj(scene, slots, suffix).cell)
+        elif "shapes" + suffix in slots:
+            key.append(min(o.cell for o in matching(scene, {"shape": slots["shapes" + suffix][:-1]})))
+    for attr in ("color", "size"):
+        if attr in slots and "shape" not in slots:
+            key.append(min(o.cell for o in matching(scene, {attr: slots[attr]})))
+    if "row" in slots:
+        key.append(min(o.cell for o in _row_objects(scene, slots["row"])))
+    return tuple(key)
+
+
+def planned_question(scene: Scene, task: str, rng: random.Random) -> tuple[str, ParsedQuestion]:
+    """The question a scene "calls for": its kind and objects follow from what the image shows.
+
+    `sample_question` draws uniformly, so a model that learns its data asks the most likely question of the
+    marginal under beam search, whatever the image (the reasoning question was "How many objects are there in
+    total?" for 29 of 30 scenes). Here the first object in reading order picks the kind (its colour and shape
+    index the task's question types; the next type that is valid in the scene when it is not), and the kind's
+    objects are the first ones in reading order: the question depends on the pixels, so beam search asks many
+    kinds over many scenes, and the question is still valid. Only the wording is drawn from `rng`.
+    """
+    types = [q for q in QUESTION_TYPES.values() if q.task == task]
+    first = _reading_order(scene.objects)[0]
+    start = (list(COLORS).index(first.color) * len(SHAPES) + SHAPES.index(first.shape)) % len(types)
+    for offset in range(len(types)):
+        qtype = types[(start + offset) % len(types)]
+        options = qtype.arguments(scene)
+        if options:
+            slots = min(options, key=lambda s: _reading_key(scene, s))
+            return rng.choice(qtype.texts).format(**slots), ParsedQuestion(qtype, slots, True)
+    raise ValueError(f"no {task!r} question fits scene {scene.image!r}")

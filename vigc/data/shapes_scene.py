@@ -1,9 +1,10 @@
 """Synthetic scenes with exact ground truth: coloured shapes on a 3 x 3 grid, drawn with PIL.
 
-A scene holds 1 to `MAX_OBJECTS` objects. Each object has a shape, a colour, a size and a grid cell (its position
-word); no two objects share a cell or a (colour, shape) pair, so "the red circle" always names one object. Objects
-in neighbouring cells may overlap (some scenes push a pair together on purpose); overlaps are measured on the
-drawn masks. Everything comes from one `random.Random`, so a (seed, index) pair always gives the same scene.
+A scene holds 1 to `MAX_OBJECTS` objects (nine: one per cell). Each object has a shape, a colour, a size and a
+grid cell (its position word); no two objects share a cell or a (colour, shape) pair, so "the red circle" always
+names one object. Objects in neighbouring cells may overlap (some scenes push a pair together on purpose); overlaps
+are measured on the drawn masks. Everything comes from one `random.Random`, so a (seed, index) pair always gives
+the same scene.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ POSITIONS: tuple[str, ...] = (
     "at the bottom",
     "in the bottom right corner",
 )
-MAX_OBJECTS = 4
-_OBJECT_COUNT_WEIGHTS = (1, 3, 3, 3)  # for 1..MAX_OBJECTS objects
+MAX_OBJECTS = 9
+# For 1..MAX_OBJECTS objects: most scenes are busy, so descriptions and reasoning get long (VIC has work to do).
+_OBJECT_COUNT_WEIGHTS = (1, 2, 2, 3, 3, 3, 3, 3, 3)
 _HALF_EXTENT = {"small": 0.22, "large": 0.40}  # half the object's side, as a fraction of a grid cell
 _JITTER = 0.05  # largest centre offset from the cell centre, as a fraction of a cell (never overlaps)
 _PUSH = 0.25  # centre offset of a pair pushed together (two large objects then overlap)

@@ -7,7 +7,7 @@ prompt to the model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 __all__ = [
@@ -26,6 +26,9 @@ __all__ = [
     "VIG_TARGET_TEMPLATE",
     "VQA_TEMPLATES",
     "VQG_TEMPLATES",
+    "join_units",
+    "vic_base_prompt",
+    "vic_step_prompt",
     "vig_target",
 ]
 
@@ -227,3 +230,27 @@ def vig_target(q: str, a: str) -> str:
         ``" Question: {q} Answer: {a}"`` (note the leading space).
     """
     return VIG_TARGET_TEMPLATE.format(q=q, a=a)
+
+
+def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
+    """The prompt the first VIC step continues: instruction + question ("vig"), or the question alone ("vic")."""
+    return f"{instruction} Question: {question} Answer:" if gen_style == "vig" else question
+
+
+def join_units(units: Sequence[str], paragraphs: bool) -> str:
+    """Accepted units joined as the original did: " " for sentences, " \\n\\n" for paragraphs."""
+    return (" \n\n" if paragraphs else " ").join(units)
+
+
+def vic_step_prompt(base: str, units: Sequence[str], paragraphs: bool = False) -> str:
+    """The prompt of a VIC step (both the Q-Former text and the LLM prompt): the base and the units kept so far.
+
+    VIC generation builds every step's prompt with this function, and the `vic_step` training samples build
+    theirs with it too, so a model trained on them sees exactly the text it is given at inference.
+
+    Args:
+        base: `vic_base_prompt` of the sample.
+        units: The sentences (or paragraphs) accepted so far.
+        paragraphs: Units are paragraphs (joined with " \\n\\n").
+    """
+    return f"{base} {join_units(units, paragraphs)}".strip() if units else base

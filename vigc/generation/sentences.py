@@ -9,12 +9,23 @@ A boundary is only *confirmed* once something follows it, so decoding stops one 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from vigc.generation.prompts import join_units
 from vigc.models.tokenizers import LLMTokenizer
+
+__all__ = [
+    "ABBREVIATIONS",
+    "PARAGRAPH_BREAK",
+    "SentenceStop",
+    "first_paragraph",
+    "first_sentence",
+    "join_units",
+    "sentence_end",
+    "split_sentences",
+]
 
 ABBREVIATIONS = frozenset(
     {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "ltd", "co", "no", "fig"}
@@ -174,8 +185,3 @@ class SentenceStop:
         if self.paragraphs:
             return first_paragraph(text)
         return first_sentence(text.lstrip())
-
-
-def join_units(units: Sequence[str], paragraphs: bool) -> str:
-    """Accepted units joined as the original did: " " for sentences, " \\n\\n" for paragraphs."""
-    return (" \n\n" if paragraphs else " ").join(units)

@@ -28,9 +28,12 @@ import torch
 
 from vigc.errors import ConfigError
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.sentences import SentenceStop, first_paragraph, join_units, split_sentences
+from vigc.generation.prompts import join_units, vic_base_prompt, vic_step_prompt
+from vigc.generation.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import GenerationOutput, VIGCModel
+
+__all__ = ["MODES", "GenerationStats", "QAResult", "VICSettings", "vic_base_prompt", "vic_steps", "vig_vic"]
 
 MODES = ("default", "compat", "verify")
 
@@ -173,11 +176,6 @@ def vig_vic(
     if settings.mode == "compat":
         return _compat(model, pixels, list(instructions), settings, stats, on_step)
     return _default(model, pixels, list(instructions), settings, stats, on_step)
-
-
-def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
-    """The prompt the first VIC step continues: instruction + question ("vig"), or the question alone ("vic")."""
-    return f"{instruction} Question: {question} Answer:" if gen_style == "vig" else question
 
 
 def vic_steps(
@@ -337,7 +335,7 @@ def _default_vic(
     for step in range(s.max_sentences):
         if not active:
             break
-        prompts = [_vic_prompt(bases[i], results[i].steps, s.in_section) for i in active]
+        prompts = [vic_step_prompt(bases[i], results[i].steps, s.in_section) for i in active]
         out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
         still = []
         for row, i in enumerate(active):
@@ -371,7 +369,7 @@ def _verify_vic(
     stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
     for step in range(max((len(d) for d in drafts), default=0)):
         active = [i for i, draft in enumerate(drafts) if step < len(draft)]
-        prompts = [_vic_prompt(bases[i], results[i].steps, False) for i in active]
+        prompts = [vic_step_prompt(bases[i], results[i].steps, False) for i in active]
         out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
         rewrites = [stop.unit(texts[0]) for texts in out.texts]
         prefer = _prefer_rewrites(model, embeds[active], prompts, [drafts[i][step] for i in active], rewrites, s)
@@ -409,10 +407,6 @@ def _prefer_rewrites(
     return prefer
 
 
-def _vic_prompt(base: str, units: list[str], paragraphs: bool) -> str:
-    return f"{base} {join_units(units, paragraphs)}".strip() if units else base
-
-
 def _accept_unit(
     result: QAResult, text: str, ids: torch.Tensor, stop: SentenceStop, decoding: DecodingSettings, last: bool
 ) -> bool:
@@ -437,7 +431,7 @@ def _accept_unit(
 
 def _finish_default(result: QAResult, base: str, paragraphs: bool) -> None:
     result.answer = join_units(result.steps, paragraphs)
-    result.whole_text = _vic_prompt(base, result.steps, paragraphs)
+    result.whole_text = vic_step_prompt(base, result.steps, paragraphs)
     result.answer_lst = list(result.steps) if paragraphs else []
     if not result.answer:
         result.valid = False

@@ -44,7 +44,7 @@ DEFAULT_DIMS: dict[str, Any] = {
     "qformer_intermediate": 512,
     "qformer_max_positions": 256,
     "cross_attention_freq": 1,
-    "max_txt_len": 128,
+    "max_txt_len": 200,  # a VIC step prompt of a nine-object description: instruction, question, eight sentences
     "max_output_txt_len": 192,
 }
 

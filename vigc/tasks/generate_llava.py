@@ -38,6 +38,7 @@ from vigc.registry import TASKS
 logger = logging.getLogger(__name__)
 
 TASK_KIND = "llava_vig"
+REDRAWS = 4  # sampled samples: new draws for an image whose question an earlier sample already asked
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,15 @@ class LlavaGeneration:
         return pool[sample_index % len(pool)]
 
     def settings(self, sample_index: int) -> VICSettings:
+        """Sample 0: the configured settings. Later samples with `sampling`: VIG (the question) is sampled; the
+        default VIC steps keep the configured decoding, so the answer is as careful as sample 0's (compat runs
+        every step with VIG's decoding, as the original did)."""
         if sample_index == 0 or self.diversity == "instructions":
             return self.vic
         sampled = self.vic.vig_decoding.with_changes(
             do_sample=True, num_beams=1, temperature=self.sample_temperature, top_p=self.sample_top_p
         )
-        return replace(self.vic, vig_decoding=sampled)
+        return replace(self.vic, vig_decoding=sampled, vic_decoding=self.vic.vic_decoding or self.vic.vig_decoding)
 
     def run(
         self,
@@ -111,12 +115,13 @@ class LlavaGeneration:
             info=info,
         )
         counters = Counters()
+        asked: dict[str, set[str]] = {}  # image key → questions of its earlier samples in this process
         for k in range(self.samples_per_image):
             run_pass(
                 ctx,
                 source.items,
                 key=functools.partial(self._sample_key, k=k),
-                produce=functools.partial(self._produce, model, k=k, provenance=provenance),
+                produce=functools.partial(self._produce, model, k=k, provenance=provenance, asked=asked),
                 batch_size=self.batch_size,
                 processor=source.image_processor,
                 counters=counters,
@@ -131,19 +136,53 @@ class LlavaGeneration:
         return _key(item.key, self.llava_task, k)
 
     def _produce(
-        self, model: VIGCModel, batch: ImageBatch, *, k: int, provenance: dict[str, Any]
+        self,
+        model: VIGCModel,
+        batch: ImageBatch,
+        *,
+        k: int,
+        provenance: dict[str, Any],
+        asked: dict[str, set[str]],
     ) -> tuple[list[dict[str, Any]], int]:
         settings, stats = self.settings(k), GenerationStats()
         if settings.vig_decoding.do_sample:
             torch.manual_seed(self.seed + k)  # a batch's samples are reproducible
         pixels = batch.pixels.to(model.device)
+        keys = [item.key for item in batch.items]
         with torch.no_grad():
             results = vig_vic(model, pixels, [self.instructions(k)] * pixels.shape[0], settings, stats)
+            if settings.vig_decoding.do_sample:
+                self._redraw_repeats(model, pixels, results, [asked.get(key, set()) for key in keys], k, stats)
+        for key, result in zip(keys, results, strict=True):
+            if result.question:
+                asked.setdefault(key, set()).add(result.question)
         records = [
             self._record(item.record, item.image, item.key, k, result, provenance)
             for item, result in zip(batch.items, results, strict=True)
         ]
         return records, stats.decoded_tokens
+
+    def _redraw_repeats(
+        self,
+        model: VIGCModel,
+        pixels: torch.Tensor,
+        results: list[QAResult],
+        asked: list[set[str]],
+        k: int,
+        stats: GenerationStats,
+    ) -> None:
+        """Sampled samples: draw again (up to `REDRAWS` times) for images whose question an earlier sample asked.
+
+        A model that learnt which question a scene calls for asks it again under sampling about half the time;
+        `samples_per_image` is there for different questions. After the last draw a repeat is kept as it is.
+        """
+        for _ in range(REDRAWS):
+            rows = [i for i, r in enumerate(results) if r.question is not None and r.question in asked[i]]
+            if not rows:
+                return
+            again = vig_vic(model, pixels[rows], [self.instructions(k)] * len(rows), self.settings(k), stats)
+            for row, result in zip(rows, again, strict=True):
+                results[row] = result
 
     def _record(
         self, record: dict[str, Any], image: str, key: str, k: int, result: QAResult, provenance: dict[str, Any]

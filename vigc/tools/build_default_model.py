@@ -7,7 +7,8 @@
 `prepare` writes the synthetic training scenes (`vigc.data.shapes`), trains a sentencepiece tokenizer on their
 texts and on every prompt of the project (BPE, byte fallback, LLaMA ids: unk 0, bos 1, eos 2), writes a
 BERT-style `vocab.txt` for the Q-Former, saves a freshly initialised `LlamaForCausalLM` beside the tokenizer and
-the initial weights of everything else: what the training config points at. `export` loads the last checkpoint
+the initial weights of everything else: what the training config points at (with `--init-from`, a packaged
+model's tokenizers and weights instead, to continue training it on changed scenes). `export` loads the last checkpoint
 of a training run into the same architecture and writes the package assets (the LLM directory, the Q-Former
 vocabulary and the other weights), under 20 MB.
 """
@@ -37,6 +38,7 @@ from vigc.models.default_model import DEFAULT_ASSETS, DEFAULT_LLM_DIMS, vigc_def
 from vigc.models.vigc_model import VIGCModel
 
 __all__ = [
+    "copy_model",
     "corpus",
     "export",
     "init_cell_routing",
@@ -211,9 +213,37 @@ def write_initial_weights(init: Path, seed: int) -> Path:
     return init / "model.safetensors"
 
 
-def prepare(out: Path, count: int, seed: int) -> None:
-    """Training scenes in `out/data`; tokenizers, the initial LLM and the other initial weights in `out/init`."""
+def copy_model(source: Path, init: Path) -> None:
+    """Start from a packaged model: its tokenizers, LLM and other weights become `init` (what training loads).
+
+    A model that already reads the scenes learns a changed scene language in a fraction of the steps a model
+    trained from scratch needs; the words it has not seen are spelled with the pieces its tokenizers have.
+    """
+    needed = [source / "llm", source / "qformer_tokenizer", source / "model.safetensors"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise VIGCError(f"{source} is not a packaged model folder (missing {', '.join(missing)})")
+    shutil.rmtree(init, ignore_errors=True)
+    init.mkdir(parents=True)
+    shutil.copytree(source / "llm", init / "llm")
+    shutil.copytree(source / "qformer_tokenizer", init / "qformer_tokenizer")
+    shutil.copy(source / "model.safetensors", init / "model.safetensors")
+
+
+def prepare(out: Path, count: int, seed: int, init_from: Path | None = None) -> None:
+    """Training scenes in `out/data`; tokenizers, the initial LLM and the other initial weights in `out/init`.
+
+    Args:
+        out: Destination folder.
+        count: Training scenes.
+        seed: Seed of the scenes and of the initial weights.
+        init_from: A packaged model folder to start from (`copy_model`) instead of new tokenizers and weights.
+    """
     data = write_dataset(out / "data", count, seed)
+    if init_from is not None:
+        copy_model(init_from, out / "init")
+        logger.info("prepared %s: %d scenes, starting from the model in %s", out, count, init_from)
+        return
     texts = corpus(data)
     model_file = train_llm_tokenizer(texts, out / "init" / "llm")
     write_bert_vocab(texts, out / "init" / "qformer_tokenizer")
@@ -262,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prep.add_argument("--out", type=Path, default=Path("output/default_model"))
     prep.add_argument("--count", type=int, default=4000, help="training scenes")
     prep.add_argument("--seed", type=int, default=0, help="seed of the scenes and of the initial weights")
+    prep.add_argument(
+        "--init-from", type=Path, default=None, help="start from this packaged model (tokenizers and weights)"
+    )
     exp = commands.add_parser("export", help="write vigc/assets/default_model from a training run")
     exp.add_argument("--run", type=Path, required=True, help="training run folder (or a model.safetensors)")
     exp.add_argument("--init", type=Path, default=Path("output/default_model/init"))
@@ -269,7 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "prepare":
-        prepare(args.out, args.count, args.seed)
+        try:
+            prepare(args.out, args.count, args.seed, args.init_from)
+        except VIGCError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"prepared {args.out}: training data in data/, tokenizers and initial weights in init/")
         return 0
     try:
