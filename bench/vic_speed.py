@@ -25,9 +25,9 @@ from transformers import InstructBlipConfig, InstructBlipForConditionalGeneratio
 from transformers.utils import logging as hf_logging
 
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import vigc_default

@@ -19,13 +19,13 @@ from vigc.data.datasets import (
     collate_train,
     collate_vig_eval,
 )
-from vigc.errors import ConfigError, VIGCError
-from vigc.generation.prompts import (
+from vigc.data.prompts import (
     GENERATION_INSTRUCTIONS,
     GQ_INSTRUCTION,
     VIG_INSTRUCTIONS,
     VIG_INSTRUCTIONS_LLAVA_COMP,
 )
+from vigc.errors import ConfigError, VIGCError
 from vigc.registry import DATASETS
 
 SIZE = 16

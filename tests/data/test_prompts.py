@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vigc.generation import prompts
+from vigc.data import prompts
 
 
 def test_instruction_counts() -> None:

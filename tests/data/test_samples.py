@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from vigc.data.annotations import QAAnnotation
+from vigc.data.prompts import VIG_INSTRUCTIONS_KNOWLEDGE, VQA_TEMPLATES, VQG_TEMPLATES
 from vigc.data.samples import (
     SAMPLE_BUILDERS,
     TextPair,
@@ -21,7 +22,6 @@ from vigc.data.samples import (
     vqg_sample,
 )
 from vigc.data.text import BlipCaptionProcessor
-from vigc.generation.prompts import VIG_INSTRUCTIONS_KNOWLEDGE, VQA_TEMPLATES, VQG_TEMPLATES
 
 OKVQA = QAAnnotation(image="a.jpg", question="What Color is it?", answers=["Red."] * 6 + ["maroon"] * 4)
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from vigc.config import load_config
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.demo.answer import answer_question
 from vigc.demo.display import format_result
 from vigc.demo.engine import DemoResult, run_generation
@@ -21,7 +22,6 @@ from vigc.demo.settings import DemoInputError, DemoSettings
 from vigc.demo.uploads import load_upload
 from vigc.errors import ConfigError, VIGCError
 from vigc.generation.merge import merge
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.records_format import vic_record_fields
 from vigc.generation.vic import GenerationStats, QAResult, vig_vic
 

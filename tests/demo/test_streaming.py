@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 from vigc.data.processors import resize_bicubic
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.demo.diff import compare_words
 from vigc.demo.display import format_result
 from vigc.demo.engine import DemoResult, model_view, run_generation
 from vigc.demo.models import DEFAULT_CFG_PATH, DemoModel, NamedModel, choose_models, load_demo_model
 from vigc.demo.settings import DemoSettings
 from vigc.demo.uploads import load_upload
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import QAResult, vig_vic
 
 FAST = DemoSettings(max_length=30, num_beams=1)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vigc.data.prompts import GA_PROMPT
 from vigc.eval.pope import (
     QUESTION,
     CocoImages,
@@ -21,7 +22,6 @@ from vigc.eval.pope import (
     sample_probes,
     score_probes,
 )
-from vigc.generation.prompts import GA_PROMPT
 from vigc.models.decoding import DecodingSettings
 
 SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "vigc" / "assets" / "sample_images"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from vigc.data.prompts import GQ_INSTRUCTION
 from vigc.generation.export import ExportError
-from vigc.generation.prompts import GQ_INSTRUCTION
 from vigc.generation.records import RecordWriter, RunPaths, write_run_info, writer_tag
 from vigc.generation.result_files import eval_result_entries, remove_duplicate, write_result_files
 from vigc.tools.merge_records import main

@@ -9,12 +9,12 @@ import torch
 
 from vigc.data.annotations import QAAnnotation
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.data.samples import vic_step_sample
+from vigc.data.sentences import split_sentences
 from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.records_format import compat_record_fields
-from vigc.generation.sentences import split_sentences
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import DEFAULT_DIMS, vigc_default

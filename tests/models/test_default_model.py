@@ -13,10 +13,10 @@ from vigc.builtins import register_all
 from vigc.config import load_config, validate_builder_kwargs, validate_config
 from vigc.data.images import load_rgb
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.data.shapes import read_scenes
 from vigc.data.shapes_questions import parse_question
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.sources import image_folder
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import DEFAULT_ASSETS, DEFAULT_DIMS, vigc_default

@@ -11,7 +11,7 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from vigc.generation import prompts
+from vigc.data import prompts
 from vigc.models.default_model import DEFAULT_DIMS, default_model_paths, vigc_default
 from vigc.models.tokenizers import LavisLlamaTokenizer
 from vigc.tools.build_default_model import (

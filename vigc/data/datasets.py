@@ -38,10 +38,7 @@ from vigc.data import annotations as readers
 from vigc.data.annotations import AnnotationError, QAAnnotation
 from vigc.data.images import BadImageError, load_rgb
 from vigc.data.processors import DEFAULT_MAX_PIXELS, EvalImageProcessor, TrainImageProcessor
-from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged, vic_step_sample
-from vigc.data.text import build_processor
-from vigc.errors import ConfigError, VIGCError
-from vigc.generation.prompts import (
+from vigc.data.prompts import (
     GENERATION_INSTRUCTIONS,
     GQ_INSTRUCTION,
     LLAVA_VQA_TEMPLATES,
@@ -50,6 +47,9 @@ from vigc.generation.prompts import (
     VQA_TEMPLATES,
     VQG_TEMPLATES,
 )
+from vigc.data.samples import SAMPLE_BUILDERS, TextProcessor, answer_weights, stable_seed, unchanged, vic_step_sample
+from vigc.data.text import build_processor
+from vigc.errors import ConfigError, VIGCError
 from vigc.registry import DATASETS
 
 __all__ = [

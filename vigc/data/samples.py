@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vigc.data.annotations import QAAnnotation
-from vigc.generation.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_target
-from vigc.generation.sentences import split_sentences
+from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_target
+from vigc.data.sentences import split_sentences
 
 __all__ = [
     "SAMPLE_BUILDERS",
@@ -104,7 +104,7 @@ def vig_sample(
 
     Args:
         annotation: The annotation.
-        instructions: The dataset's VIG instruction list (`vigc.generation.prompts.VIG_INSTRUCTIONS`).
+        instructions: The dataset's VIG instruction list (`vigc.data.prompts.VIG_INSTRUCTIONS`).
         rng: The random generator (draws the answer, then the instruction).
         text_processor: Applied to the question and the answer.
 

@@ -23,10 +23,10 @@ from PIL import Image
 
 from vigc.data.images import to_rgb
 from vigc.data.processors import CLIP_MEAN, CLIP_STD
+from vigc.data.prompts import GA_PROMPT, GENERATION_INSTRUCTIONS, GQ_INSTRUCTION
 from vigc.demo.answer import answer_question, one_pass_answer, vic_base_prompt, vig_only
 from vigc.demo.models import DemoModel
 from vigc.demo.settings import DemoSettings
-from vigc.generation.prompts import GA_PROMPT, GENERATION_INSTRUCTIONS, GQ_INSTRUCTION
 from vigc.generation.vic import GenerationStats, QAResult, vig_vic
 from vigc.generation.vqa import (
     AnswerResult,

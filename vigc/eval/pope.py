@@ -37,9 +37,9 @@ import torch
 
 from vigc.data.datasets import load_image
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GA_PROMPT
 from vigc.errors import EvalInputError, VIGCError
 from vigc.eval.chair import read_json
-from vigc.generation.prompts import GA_PROMPT
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 

@@ -45,12 +45,12 @@ from typing import Any
 import torch
 
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.data.shapes import make_scenes, read_scenes
 from vigc.data.shapes_questions import TASKS
 from vigc.data.shapes_scene import Scene, render_scene
 from vigc.errors import ConfigError, VIGCError
 from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel

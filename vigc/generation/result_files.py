@@ -38,9 +38,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vigc.data.prompts import GQ_INSTRUCTION
 from vigc.generation.export import ExportError, ExportSummary, image_id_from_path
 from vigc.generation.parsing import clean_short_answer, parse_question_answer
-from vigc.generation.prompts import GQ_INSTRUCTION
 from vigc.generation.records import atomic_write_lines
 
 __all__ = [

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt
+from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
 from vigc.generation.parsing import parse_question_answer
-from vigc.generation.prompts import join_units, vic_base_prompt, vic_step_prompt
-from vigc.generation.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import GenerationOutput, VIGCModel
 

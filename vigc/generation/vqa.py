@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
+from vigc.data.prompts import QUESTION_START_WORDS
 from vigc.errors import ConfigError
 from vigc.generation.parsing import clean_short_answer, original_answer_weight, parse_question_answer
-from vigc.generation.prompts import QUESTION_START_WORDS
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
 

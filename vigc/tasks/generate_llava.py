@@ -16,9 +16,9 @@ import torch
 
 from vigc import dist
 from vigc.config import AT_LEAST_ONE, POSITIVE, PROBABILITY, check_ranges
+from vigc.data.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
 from vigc.errors import ConfigError
 from vigc.generation.inputs import GenerationItem
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS, VIG_INSTRUCTIONS
 from vigc.generation.records_format import vic_record_fields
 from vigc.generation.runner import (
     Counters,

@@ -17,9 +17,9 @@ import torch
 
 from vigc import dist
 from vigc.config import AT_LEAST_ONE, check_ranges
+from vigc.data.prompts import GA_PROMPT, GQ_INSTRUCTION, QUESTION_START_WORDS
 from vigc.errors import ConfigError
 from vigc.generation.inputs import GenerationItem
-from vigc.generation.prompts import GA_PROMPT, GQ_INSTRUCTION, QUESTION_START_WORDS
 from vigc.generation.runner import (
     Counters,
     ImageBatch,

@@ -31,9 +31,9 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from vigc.data import prompts
 from vigc.data.shapes import write_dataset
 from vigc.errors import VIGCError
-from vigc.generation import prompts
 from vigc.models.default_model import DEFAULT_ASSETS, DEFAULT_LLM_DIMS, vigc_default
 from vigc.models.vigc_model import VIGCModel
 

@@ -26,8 +26,8 @@ from PIL import Image
 from transformers.utils import logging as hf_logging
 
 from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.errors import VIGCError
-from vigc.generation.prompts import GENERATION_INSTRUCTIONS
 from vigc.generation.records_format import compat_record_fields
 from vigc.generation.vic import VICSettings, vig_vic
 from vigc.generation.vqa import draw_question_starts, generate_answers, generate_questions

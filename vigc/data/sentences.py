@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vigc.generation.prompts import join_units
+from vigc.data.prompts import join_units
 from vigc.models.tokenizers import LLMTokenizer
 
 __all__ = [

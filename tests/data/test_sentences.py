@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vigc.generation.sentences import SentenceStop, first_paragraph, first_sentence, sentence_end, split_sentences
+from vigc.data.sentences import SentenceStop, first_paragraph, first_sentence, sentence_end, split_sentences
 from vigc.models.default_model import DEFAULT_ASSETS
 from vigc.models.tokenizers import LavisLlamaTokenizer
 
