@@ -123,17 +123,21 @@ def test_processor_gives_our_pixels_and_ids(default_model: VIGCModel, exported: 
 
 
 def test_exported_greedy_generation_equals_ours(default_model: VIGCModel, exported: Path) -> None:
+    """A left-padded batch of two images and prompts of different lengths, through the processor."""
     hf = InstructBlipForConditionalGeneration.from_pretrained(exported).eval()
     processor = InstructBlipProcessor.from_pretrained(exported)
-    image = Image.open(REPO_ROOT / "vigc" / "assets" / "sample_images" / "shapes_123_000002.png")
-    encoded = processor(images=image, text=PROMPTS[0], return_tensors="pt")
+    processor.tokenizer.padding_side = "left"
+    folder = REPO_ROOT / "vigc" / "assets" / "sample_images"
+    images = [Image.open(folder / f"shapes_123_00000{i}.png") for i in (2, 3)]
+    encoded = processor(images=images, text=PROMPTS, padding=True, return_tensors="pt")
     with torch.no_grad():
-        ours = default_model.generate(
-            default_model.encode_images(encoded["pixel_values"]), PROMPTS[0], DecodingSettings(max_new_tokens=40)
-        ).texts[0][0]
-        ids = hf.generate(**encoded, max_new_tokens=40, do_sample=False)[0, encoded["input_ids"].shape[1] :]
-    assert processor.decode(ids, skip_special_tokens=True).strip() == ours
-    assert len(ours.split()) > 5
+        embeds = default_model.encode_images(encoded["pixel_values"])
+        ours = [
+            texts[0] for texts in default_model.generate(embeds, PROMPTS, DecodingSettings(max_new_tokens=40)).texts
+        ]
+        ids = hf.generate(**encoded, max_new_tokens=40, do_sample=False)[:, encoded["input_ids"].shape[1] :]
+    assert [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)] == ours
+    assert all(len(text.split()) > 3 for text in ours)
 
 
 def test_exported_folder_is_a_whole_model_for_our_configs(default_model: VIGCModel, exported: Path) -> None:

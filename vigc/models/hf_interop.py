@@ -8,10 +8,15 @@ weights and the processor. Differences between the exported model and ours (see 
   size) with a zero embedding row (replaced by the prefix) and a zero `lm_head` row: raw logits gain one column
   (0) for it, and `generation_config.json` suppresses it so that `generate` never picks it.
 * transformers has one `layer_norm_eps` for the ViT blocks and the final `post_layernorm`; LAVIS's `ln_vision`
-  uses 1e-5 and EVA's blocks 1e-6. The export keeps the blocks' eps, so logits differ by float rounding.
+  uses 1e-5 and EVA's blocks 1e-6. The export keeps the blocks' eps: logits differ by float rounding (2.9e-6 at
+  most on the default model; 0 with the eps set to 1e-5).
 * The processor's LLM tokenizer is transformers 5's `LlamaTokenizer` with bos = eos = `</s>` and `[PAD]`; its ids
-  differ from ours after leading or repeated spaces (it drops a `▁`). Batched generation through the processor
-  pads inside the text (`[<image> x Q][pads][bos prompt]`); ours pads the whole row on the left.
+  differ from ours only for a text that starts with spaces (it drops one `▁`). For batches set
+  `processor.tokenizer.padding_side = "left"`: `[<image> x Q][pads][bos prompt]` then decodes as ours does.
+* `generate` is transformers 5's: it gave our ids (greedy, 5 beams, repetition penalty 1.5) with
+  `DecodingSettings`' defaults. The VIGC generation configs use the original's 4.33 settings
+  (`DecodingSettings.from_lavis`: a hidden BOS that counts in the lengths, the repetition penalty and the beam
+  scores), which transformers 5 cannot express: there its outputs can differ from ours.
 
 The reverse direction (such a folder, or `Salesforce/instructblip-vicuna-7b`, as `model.pretrained` with no
 `model.llm_model`) is `instructblip_folder_arguments` + `build_llm_from_folder`, used by `vigc_model`.
@@ -31,10 +36,8 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
-    BlipImageProcessor,
     GenerationConfig,
     InstructBlipConfig,
-    InstructBlipProcessor,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -138,12 +141,16 @@ def _hf_state_dict(model: VIGCModel, merge_lora: bool) -> dict[str, torch.Tensor
         if name in state:
             matrix = state[name]
             state[name] = torch.cat([matrix, matrix.new_zeros(1, matrix.shape[1])])
-    # Own contiguous storage per tensor: safetensors refuses shared (tied) or strided storage.
-    return {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in state.items()}
+    # Contiguous CPU tensors without copies where possible (a 7B model is not duplicated); tied ones are
+    # de-duplicated by save_torch_state_dict.
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
-def _processor(model: VIGCModel, image_mean: Sequence[float], image_std: Sequence[float]) -> InstructBlipProcessor:
+def _processor(model: VIGCModel, image_mean: Sequence[float], image_std: Sequence[float]) -> Any:
     """Image processor (LAVIS eval transform: bicubic square resize, then normalise) and both tokenizers."""
+    # Imported here: importing the image processor logs a torchvision notice that only an export needs to show.
+    from transformers import BlipImageProcessor, InstructBlipProcessor
+
     size = int(cast(Any, model.vision_model.config).image_size)
     image_processor = BlipImageProcessor(
         size={"height": size, "width": size},
