@@ -166,7 +166,11 @@ def test_folder_written_by_transformers_loads_sharded(default_model: VIGCModel, 
     # Without tokenizer.model the folder's transformers tokenizer is used; it knows `<image>`, so its row stays.
     assert len(back.llm_tokenizer) == 642 and back.input_embeddings().weight.shape[0] == 642
     torch.manual_seed(3)
-    _assert_same_logits(back, hf, torch.randn(1, 3, 96, 96), [PROMPTS[1]])
+    pixels = torch.randn(1, 3, 96, 96)
+    _assert_same_logits(back, hf, pixels, [PROMPTS[1]])
+    again = export_instructblip(back, tmp_path / "again", image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    assert again.image_token_id == 641  # the tokenizer's own `<image>`, no second one
+    _assert_same_logits(back, InstructBlipForConditionalGeneration.from_pretrained(again.out_dir), pixels, [PROMPTS[1]])
 
 
 def test_lora_adapters_as_peft_folder_and_merged(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ The reverse direction (such a folder, or `Salesforce/instructblip-vicuna-7b`, as
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -53,6 +54,7 @@ __all__ = [
     "build_llm_from_folder",
     "drop_image_token_row",
     "export_instructblip",
+    "image_token_id",
     "instructblip_config",
     "instructblip_folder_arguments",
     "is_instructblip_folder",
@@ -88,13 +90,25 @@ class ExportReport:
     files: list[str] = field(default_factory=list)
 
 
+def image_token_id(model: VIGCModel) -> tuple[int, bool]:
+    """The id of `<image>` in the export and whether it is a new row (not when the tokenizer has it already).
+
+    A model loaded from an InstructBLIP folder without `tokenizer.model` uses that folder's tokenizer, which knows
+    `<image>`; its LLM keeps that row.
+    """
+    vocabulary = model.llm_tokenizer.to_transformers().get_vocab()
+    if IMAGE_TOKEN in vocabulary:
+        return int(vocabulary[IMAGE_TOKEN]), False
+    return len(model.llm_tokenizer), True
+
+
 def instructblip_config(model: VIGCModel) -> InstructBlipConfig:
-    """The `InstructBlipConfig` of `model`, with one more LLM row for `<image>`."""
+    """The `InstructBlipConfig` of `model`, with one more LLM row for `<image>` when it is new."""
     text = model.language_model.config.to_dict()
-    vocab = len(model.llm_tokenizer)
+    image_id, added = image_token_id(model)
     tok = model.llm_tokenizer
     text.update(
-        vocab_size=vocab + 1,
+        vocab_size=model.input_embeddings().weight.shape[0] + int(added),
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
@@ -107,7 +121,7 @@ def instructblip_config(model: VIGCModel) -> InstructBlipConfig:
         qformer_config=model.qformer.config.to_dict(),
         text_config=text_config.to_dict(),
         num_query_tokens=model.query_tokens.shape[1],
-        image_token_index=vocab,
+        image_token_index=image_id,
         architectures=["InstructBlipForConditionalGeneration"],
     )
 
@@ -133,14 +147,21 @@ def _llm_state_dict(model: VIGCModel, merge_lora: bool) -> dict[str, torch.Tenso
     return out
 
 
+def _vocabulary_names(model: VIGCModel) -> list[str]:
+    """State-dict names of the LLM's input and output embedding matrices (whatever the architecture calls them)."""
+    matrices = [model.language_model.get_input_embeddings(), model.language_model.get_output_embeddings()]
+    weights = [cast(nn.Module, m).weight for m in matrices if m is not None]
+    named = model.language_model.named_parameters(remove_duplicate=False)
+    return ["language_model." + n.replace(".base_layer.", ".") for n, p in named if any(p is w for w in weights)]
+
+
 def _hf_state_dict(model: VIGCModel, merge_lora: bool) -> dict[str, torch.Tensor]:
     """Every tensor under InstructBLIP names, the LLM vocabulary grown by the zero `<image>` row."""
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("language_model.")}
     state.update(_llm_state_dict(model, merge_lora))
-    for name in ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight"):
-        if name in state:
-            matrix = state[name]
-            state[name] = torch.cat([matrix, matrix.new_zeros(1, matrix.shape[1])])
+    for name in _vocabulary_names(model) if image_token_id(model)[1] else []:
+        matrix = state[name]
+        state[name] = torch.cat([matrix, matrix.new_zeros(1, matrix.shape[1])])
     # Contiguous CPU tensors without copies where possible (a 7B model is not duplicated); tied ones are
     # de-duplicated by save_torch_state_dict.
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
@@ -159,12 +180,13 @@ def _processor(model: VIGCModel, image_mean: Sequence[float], image_std: Sequenc
         image_std=list(image_std),
         do_convert_rgb=True,
     )
-    tokenizer = model.llm_tokenizer.to_transformers()
+    # Copies: adding `<image>` must not change the model's own tokenizers.
+    tokenizer = copy.deepcopy(model.llm_tokenizer.to_transformers())
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     tokenizer.image_token = IMAGE_TOKEN
-    if tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != len(model.llm_tokenizer):
-        raise CheckpointError(f"{IMAGE_TOKEN} must get id {len(model.llm_tokenizer)} in the exported tokenizer")
-    qformer_tokenizer = model.qformer_tokenizer.to_transformers()
+    if tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != image_token_id(model)[0]:
+        raise CheckpointError(f"{IMAGE_TOKEN} must get id {image_token_id(model)[0]} in the exported tokenizer")
+    qformer_tokenizer = copy.deepcopy(model.qformer_tokenizer.to_transformers())
     qformer_tokenizer.init_kwargs["truncation_side"] = "left"  # saved with it: LAVIS keeps a long text's end
     return InstructBlipProcessor(
         image_processor=image_processor,
@@ -207,13 +229,13 @@ def export_instructblip(
     config.save_pretrained(out)
     state = _hf_state_dict(model, merge_lora)
     save_torch_state_dict(state, out, max_shard_size=MAX_SHARD_SIZE, metadata={"format": "pt"})
-    image_token_id = len(model.llm_tokenizer)  # config.image_token_index
+    image_id = int(config.image_token_index or 0)
     tok = model.llm_tokenizer
     GenerationConfig(
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.eos_token_id,  # ours pads generation with eos, as the original did
-        suppress_tokens=[image_token_id],
+        suppress_tokens=[image_id],
     ).save_pretrained(out)
     _processor(model, image_mean, image_std).save_pretrained(out)
     if isinstance(tok, LavisLlamaTokenizer):  # read back by VIGC: the exact LAVIS ids (see `load_llm_tokenizer`)
@@ -223,7 +245,7 @@ def export_instructblip(
     adapter_dir = save_peft_adapter(model, out / ADAPTER_DIR) if lora == "adapter" else None
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     logger.info("exported %d tensors to %s (LoRA: %s)", len(state), out, lora)
-    return ExportReport(out, len(state), image_token_id, lora, adapter_dir, files)
+    return ExportReport(out, len(state), image_id, lora, adapter_dir, files)
 
 
 def save_peft_adapter(model: VIGCModel, out_dir: str | Path) -> Path:
