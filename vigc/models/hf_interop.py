@@ -49,6 +49,7 @@ from vigc.models.tokenizers import LavisLlamaTokenizer
 from vigc.models.vigc_model import VIGCModel
 
 __all__ = [
+    "ADAPTER_DIR",
     "IMAGE_TOKEN",
     "ExportReport",
     "build_llm_from_folder",
