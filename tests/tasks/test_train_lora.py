@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,12 @@ def test_lora_checkpoint_holds_adapters_not_the_llm(tmp_path: Path, reference_fi
     assert sorted(report.loaded) == sorted(saved) and not report.unexpected
     state = fresh.state_dict()
     assert all(torch.equal(state[name], tensor) for name, tensor in saved.items())
+
+    # The same adapters as a PEFT folder, under the names of transformers' InstructBLIP.
+    peft_dir = checkpoint.parent / "lora_adapter"
+    config = json.loads((peft_dir / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 8 and config["lora_alpha"] == 16
+    adapters = load_file(str(peft_dir / "adapter_model.safetensors"))
+    ours = {k.replace(".default.", "."): v for k, v in saved.items() if ".lora_" in k}
+    assert {k.removeprefix("base_model.model.") for k in adapters} == set(ours)
+    assert all(torch.equal(adapters["base_model.model." + k], v) for k, v in ours.items())

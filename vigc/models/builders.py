@@ -27,7 +27,13 @@ from transformers import (
 from vigc.config import AT_LEAST_ONE, POSITIVE, Problems, check_ranges, validate_builder_kwargs
 from vigc.errors import CheckpointError, ConfigError
 from vigc.models.checkpoints import LoadReport, load_sequence
-from vigc.models.hub_names import resolve_weight_paths
+from vigc.models.hf_interop import (
+    build_llm_from_folder,
+    drop_image_token_row,
+    instructblip_folder_arguments,
+    is_instructblip_folder,
+)
+from vigc.models.hub_names import resolve_weight_path, resolve_weight_paths
 from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
 from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
 from vigc.models.vigc_model import VIGCModel
@@ -155,6 +161,11 @@ def vigc_model(
     InstructBLIP directory, or ours) when `load_pretrained`, then `finetuned` (VIGC fine-tuned, or MiniGPT-4's
     `llama_proj` file) when `load_finetuned`. Every part but the LLM must be covered by some file.
 
+    With `llm_model` unset and `pretrained` a transformers InstructBLIP folder (written by
+    `python -m vigc.tools.export_hf` or in the layout of `Salesforce/instructblip-vicuna-7b`), that folder is the
+    whole model: its config.json sets the architecture (the size arguments here are replaced), its LLM and
+    tokenizers are used, and its weights, LLM included, are read once.
+
     Args:
         llm_model: local LLM directory (Vicuna v1.1 or any causal LM with `inputs_embeds`).
         qformer_tokenizer: local `bert-base-uncased` directory (tokenizer; weights there initialise the Q-Former).
@@ -192,6 +203,14 @@ def vigc_model(
         lora_config: LoRA adapters on the LLM (`vigc.models.lora.LoraSettings` keys: lora_r, lora_alpha,
             lora_dropout, target_modules), added before the checkpoints load so a LoRA checkpoint fills them.
     """
+    arguments = dict(locals())  # the call's arguments, before anything below rebinds a name
+    folder = _whole_model_folder(llm_model, pretrained if load_pretrained else None)
+    if folder is not None:
+        # A transformers InstructBLIP folder is the whole model: its config sets the architecture, its weights
+        # (LLM included) are read once as the `pretrained` checkpoint, its tokenizers are used.
+        folder_arguments = instructblip_folder_arguments(folder)
+        logger.info("model.pretrained=%s is an InstructBLIP folder with architecture %s", folder, folder_arguments)
+        return vigc_model(**{**arguments, "pretrained": folder, **folder_arguments})
     dtype = _dtype(precision)
     check_vigc_model_inputs(
         precision=precision,
@@ -216,8 +235,17 @@ def vigc_model(
     llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)
     qformer_tok = load_qformer_tokenizer(Path(qformer_tokenizer).expanduser())
-    language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
+    llm_in_checkpoint = is_instructblip_folder(llm_dir)  # the LLM's weights come with model.pretrained
+    if llm_in_checkpoint:
+        language_model = build_llm_from_folder(llm_dir, dtype)
+    else:
+        language_model = _build_language_model(llm_dir, len(llm_tokenizer), dtype)  # fails early on a bad dir
     if lora_config is not None:
+        if llm_in_checkpoint:  # the adapters would rename the LLM weights the folder is about to fill
+            raise ConfigError(
+                "model.lora_config cannot be combined with an InstructBLIP folder as model.pretrained and no "
+                "model.llm_model; export the folder's LLM (or set model.llm_model to an LLM directory) first."
+            )
         apply_lora(language_model, _lora_settings(lora_config))
     vision_model = InstructBlipVisionModel(
         InstructBlipVisionConfig(
@@ -268,7 +296,9 @@ def vigc_model(
     sources += [("model.vit_model", vit_model)] if vit_model else []
     sources += [("model.pretrained", pretrained)] if load_pretrained and pretrained else []
     sources += [("model.finetuned", finetuned)] if load_finetuned and finetuned else []
-    model.load_reports = load_weights(model, sources, random_init=random_init)
+    model.load_reports = load_weights(model, sources, random_init=random_init, llm_required=llm_in_checkpoint)
+    if llm_in_checkpoint:
+        drop_image_token_row(model, llm_dir)
     model.vision_model.post_layernorm.float()
     _apply_freezing(model, freeze_vit, freeze_vit_ln, freeze_qformer, freeze_llm)
     return model.to(device).eval()
@@ -295,6 +325,9 @@ def check_vigc_model_inputs(
         ConfigError: Naming every key that is wrong, still to set or pointing nowhere.
     """
     problems = Problems("model")
+    folder = problems.check(_whole_model_folder, llm_model, pretrained if load_pretrained else None)
+    if folder is not None:  # the folder brings the LLM and both tokenizers
+        llm_model, qformer_tokenizer = folder, instructblip_folder_arguments(folder)["qformer_tokenizer"]
     problems.check(_dtype, precision)
     if lora_config is not None:
         problems.check(_lora_settings, lora_config)
@@ -313,6 +346,15 @@ def check_vigc_model_inputs(
         )
     if problems.messages:
         raise ConfigError(" ".join(problems.messages))
+
+
+def _whole_model_folder(llm_model: str, pretrained: str | None) -> str | None:
+    """`model.pretrained` as a whole-model folder (transformers' InstructBLIP layout, local or a cached hub name)
+    when no `model.llm_model` is set; else None."""
+    if llm_model or not pretrained:
+        return None
+    folder = resolve_weight_path(pretrained, "model.pretrained", folder=True)
+    return folder if folder is not None and is_instructblip_folder(folder) else None
 
 
 def _resolved_weight_paths(
@@ -365,12 +407,17 @@ def _bert_weight_files(directory: Path) -> list[str]:
     return []
 
 
-def load_weights(model: VIGCModel, sources: list[tuple[str, str]], random_init: bool = False) -> list[LoadReport]:
-    """Apply checkpoint files in order; every part except the LLM must end up initialised unless `random_init`."""
+def load_weights(
+    model: VIGCModel, sources: list[tuple[str, str]], random_init: bool = False, llm_required: bool = False
+) -> list[LoadReport]:
+    """Apply checkpoint files in order; every part (the LLM too if `llm_required`) must be initialised.
+
+    Unless `random_init`, which lets parts no file covers keep their random weights.
+    """
     if random_init:
         logger.warning("random_init: parts not covered by a checkpoint keep random weights")
         return load_sequence(model, sources, required=lambda name: False)
-    return load_sequence(model, sources, required=lambda name: not name.startswith("language_model."))
+    return load_sequence(model, sources, required=lambda name: llm_required or not name.startswith("language_model."))
 
 
 def _apply_freezing(model: VIGCModel, vit: bool, vit_ln: bool, qformer: bool, llm: bool) -> None:

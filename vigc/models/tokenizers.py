@@ -81,6 +81,8 @@ class LLMTokenizer(Protocol):
         for_generation: bool = False,
     ) -> list[str]: ...
 
+    def to_transformers(self) -> PreTrainedTokenizerBase: ...
+
 
 def collate(
     sequences: Sequence[Sequence[int]],
@@ -282,6 +284,40 @@ class LavisLlamaTokenizer:
             for row in _as_id_lists(sequences)
         ]
 
+    def save_model_file(self, directory: str | Path) -> Path:
+        """Write the sentencepiece model as `directory/tokenizer.model` (what `from_directory` reads)."""
+        path = Path(directory) / "tokenizer.model"
+        path.write_bytes(self._sp.serialized_model_proto())
+        return path
+
+    def to_transformers(self) -> PreTrainedTokenizerBase:
+        """The same vocabulary as a transformers 5 `LlamaTokenizer` with the LAVIS specials (bos = eos = `</s>`).
+
+        Built from the sentencepiece pieces (BPE merges regenerated from the vocabulary; no protobuf needed).
+        Its ids equal `encode`'s except after leading or repeated spaces, where transformers 5 drops a `▁`.
+        """
+        from transformers import LlamaTokenizer
+        from transformers.convert_slow_tokenizer import generate_merges
+
+        vocab = {str(self._sp.id_to_piece(i)): i for i in range(self.vocab_size)}
+        unk = str(self._sp.id_to_piece(self._sp.unk_id())) if self._sp.unk_id() >= 0 else self.eos_token
+        tokenizer = LlamaTokenizer(
+            vocab=vocab,
+            merges=generate_merges(vocab),
+            bos_token=self.eos_token,
+            eos_token=self.eos_token,
+            unk_token=unk,  # the BPE model's unknown piece; LAVIS's unk = `</s>` never reached the ids
+            legacy=True,
+            add_bos_token=True,
+            add_eos_token=False,
+        )
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        if int(tokenizer.pad_token_id) != self.pad_token_id:
+            raise TokenizerError(
+                f"{PAD_TOKEN} got id {tokenizer.pad_token_id} in transformers, not {self.pad_token_id}"
+            )
+        return tokenizer
+
     def _id_to_token(self, index: int) -> str:
         index = int(index)
         if self._pad_is_added and index == self._pad_id:
@@ -406,6 +442,10 @@ class HFCausalLMTokenizer:
             for row in _as_id_lists(sequences)
         ]
 
+    def to_transformers(self) -> PreTrainedTokenizerBase:
+        """The wrapped transformers tokenizer (with the pad and bos added here)."""
+        return self._tok
+
 
 class QFormerTokenizer:
     """The Q-Former's `bert-base-uncased` tokenizer, `[DEC]` as bos, left truncation (LAVIS `init_tokenizer`).
@@ -454,6 +494,10 @@ class QFormerTokenizer:
     def __len__(self) -> int:
         """Vocab size including `[DEC]`: the Q-Former's word-embedding rows."""
         return len(self._tok)
+
+    def to_transformers(self) -> PreTrainedTokenizerBase:
+        """The wrapped `BertTokenizer` (with `[DEC]` and left truncation)."""
+        return self._tok
 
 
 def _existing_dir(path: str | Path | None, key: str, what: str) -> Path:

@@ -4,6 +4,8 @@ A checkpoint is a folder ``checkpoint_<iteration, 8 digits>/`` in the run folder
 
 * ``model.safetensors``: the trainable parameters only (`vigc.models.checkpoints.save_checkpoint`), loadable as
   ``model.finetuned`` (format ``vigc``). With LoRA these are the adapters and the other trainable parts.
+* ``lora_adapter/`` (LoRA runs only): the adapters again as a PEFT folder (`vigc.models.hf_interop`), which
+  ``PeftModel.from_pretrained`` applies to the model exported by ``python -m vigc.tools.export_hf``.
 * ``training_state.pt``: optimizer, gradient scaler, progress (iteration, optimizer steps, best metric) and the
   data position (``data_state``), all plain tensors and numbers (read with ``weights_only=True``).
 * ``rng_rank<r>.pt``: the Python, NumPy, torch (and CUDA) random states of rank ``r``.
@@ -32,6 +34,9 @@ from vigc import dist
 from vigc.dist import DistInfo
 from vigc.errors import CheckpointError, OutputError, output_error_message
 from vigc.models.checkpoints import load_checkpoint, save_checkpoint
+from vigc.models.hf_interop import ADAPTER_DIR, save_peft_adapter
+from vigc.models.lora import lora_parameter_names
+from vigc.models.vigc_model import VIGCModel
 
 __all__ = [
     "MODEL_FILE",
@@ -159,6 +164,8 @@ def _save(
     if info.is_main:
         extra = {**(metadata or {}), "iteration": str(progress.iteration)}
         save_checkpoint(model, tmp / MODEL_FILE, trainable_only=True, metadata=extra)
+        if isinstance(model, VIGCModel) and lora_parameter_names(model.language_model):
+            save_peft_adapter(model, tmp / ADAPTER_DIR)
         state = {
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
