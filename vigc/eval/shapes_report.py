@@ -391,7 +391,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--max-len", type=int, default=250)
     parser.add_argument("--answer-length", type=int, default=4, help="compat: VIC steps")
-    parser.add_argument("--max-sentences", type=int, default=8, help="default, verify: most sentences per answer")
+    parser.add_argument(
+        "--max-sentences", type=int, default=12, help="default, verify: most sentences per answer (generate_qa.yaml's)"
+    )
     parser.add_argument(
         "--verify-margin", type=float, default=VICSettings.verify_margin, help="verify: how much more likely a rewrite"
     )
