@@ -13,7 +13,8 @@ from typing import Any
 
 from vigc.errors import ConfigError, VIGCError
 from vigc.generation.vic import VICSettings
-from vigc.models.decoding import DecodingSettings, GenerateConfig
+from vigc.models.decoding import DecodingSettings
+from vigc.models.generate_config import GenerateConfig
 
 __all__ = ["GA_MAX_LENGTH", "TASK_LABELS", "VIC_MODES", "DemoInputError", "DemoSettings"]
 

@@ -31,7 +31,7 @@ from vigc.generation.runner import (
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
-from vigc.models.decoding import GenerateConfig
+from vigc.models.generate_config import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 

@@ -31,7 +31,8 @@ from vigc.generation.runner import (
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vqa import draw_question_starts, generate_answers, generate_questions
-from vigc.models.decoding import DecodingSettings, GenerateConfig
+from vigc.models.decoding import DecodingSettings
+from vigc.models.generate_config import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 

@@ -45,7 +45,7 @@ from vigc.config import (
 from vigc.dist import DistInfo
 from vigc.errors import ConfigError
 from vigc.models.checkpoints import save_checkpoint
-from vigc.models.decoding import GenerateConfig
+from vigc.models.generate_config import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
 from vigc.training.data import TrainingData, build_training_data, plan_run_length, train_loader
