@@ -37,7 +37,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 # A test hook of vigc_demo.py: a pause after every generation step, so a step is on the page before the run ends.
 STEP_DELAY_S = 1.0
 # A packaged scene on which VIC changes the answer of the default model (detailed description, default VIC).
-CHANGED_BY_VIC = "shapes_123_000001.png"
+CHANGED_BY_VIC = "shapes_123_000007.png"
 
 if not CHROMIUM.is_file():
     pytest.skip(

@@ -14,6 +14,7 @@ from vigc.data.samples import vic_step_sample
 from vigc.data.sentences import split_sentences
 from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
+from vigc.errors import ConfigError
 from vigc.generation.records_format import compat_record_fields
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
@@ -173,3 +174,25 @@ def test_vic_step_samples_train_on_the_prompts_vic_steps_build() -> None:
                 assert pair.text_input == result.step_prompts[1 + j]  # step_prompts[0] is VIG's instruction
                 seen.add(j)
             assert seen == set(range(len(result.steps)))
+
+
+def test_question_starts_begin_vig_questions_and_compat_refuses_them() -> None:
+    """VIG continues a given question start (as the original's OKVQA question pass does); the record's VIG text
+    and question carry it; the original's loop keeps its own prompt."""
+    model = vigc_default()
+    processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(4, 999)])
+    decoding = DecodingSettings.from_lavis(num_beams=1, max_length=250, min_length=1)
+    comp = GENERATION_INSTRUCTIONS["comp"]
+    starts = ["Is the", "Which is", None, "Does the"]
+    settings = VICSettings(mode="default", max_sentences=6, vig_decoding=decoding)
+    results = vig_vic(model, pixels, [comp] * 4, settings, question_starts=starts)
+    for result, start in zip(results, starts, strict=True):
+        assert result.step_prompts[0] == (f"{comp} Question: {start}" if start else comp)
+        if start:
+            assert result.vig_output.startswith(f"Question: {start} ")
+            assert result.question is not None and result.question.startswith(start)
+    alone = vig_vic(model, pixels[2:3], [comp], settings)[0]
+    assert (alone.question, alone.answer) == (results[2].question, results[2].answer)
+    with pytest.raises(ConfigError, match="use vic_mode default or verify"):
+        vig_vic(model, pixels[:1], [comp], _settings("compat", 1), question_starts=["Is the"])

@@ -333,16 +333,37 @@ def test_sampled_samples_ask_new_questions(monkeypatch: pytest.MonkeyPatch) -> N
     draws = iter(["same", "same", "new", "same", "same", "same", "same"])
     calls: list[int] = []
 
-    def fake_vig_vic(model, pixels, instructions, settings, stats=None):  # type: ignore[no-untyped-def]
+    def fake_vig_vic(model, pixels, instructions, settings, stats=None, question_starts=None):  # type: ignore[no-untyped-def]
         calls.append(pixels.shape[0])
         return [QAResult(instruction=i, question=next(draws)) for i in instructions]
 
     monkeypatch.setattr(generate_llava, "vig_vic", fake_vig_vic)
     results = [QAResult(instruction="i", question="same"), QAResult(instruction="i", question="other")]
     stats = generate_llava.GenerationStats()
-    task._redraw_repeats(None, torch.zeros(2, 3, 4, 4), results, [{"same"}, {"same"}], 1, stats)  # type: ignore[arg-type]
+    task._redraw_repeats(None, torch.zeros(2, 3, 4, 4), results, [{"same"}, {"same"}], 1, stats, None)  # type: ignore[arg-type]
     assert [r.question for r in results] == ["new", "other"]  # redrawn twice, then new; the other row untouched
     assert calls == [1, 1, 1]
     stuck = [QAResult(instruction="i", question="same")]
-    task._redraw_repeats(None, torch.zeros(1, 3, 4, 4), stuck, [{"same"}], 1, stats)  # type: ignore[arg-type]
+    task._redraw_repeats(None, torch.zeros(1, 3, 4, 4), stuck, [{"same"}], 1, stats, None)  # type: ignore[arg-type]
     assert stuck[0].question == "same" and len(calls) == 3 + generate_llava.REDRAWS
+
+
+def test_question_starts_are_drawn_per_image_and_checked() -> None:
+    """`run.question_starts` draws each (image, sample)'s question start by weight, the same on every resume."""
+    from vigc.errors import ConfigError
+    from vigc.tasks.generate_llava import instruct_blip_llava_vig
+
+    task = instruct_blip_llava_vig(llava_task="comp", question_starts={"How many": 3.0, "Is the": 1.0})
+    keys = [f"img{i}.png" for i in range(400)]
+    drawn = task.question_starts_for(keys, 0)
+    assert drawn == task.question_starts_for(keys, 0) and drawn != task.question_starts_for(keys, 1)
+    assert (
+        drawn is not None
+        and 0.65 < drawn.count("How many") / len(drawn) < 0.85
+        and set(drawn) == {"How many", "Is the"}
+    )
+    assert instruct_blip_llava_vig(llava_task="comp").question_starts_for(keys, 0) is None
+    with pytest.raises(ConfigError, match="use vic_mode default or verify"):
+        instruct_blip_llava_vig(vic_mode="compat", question_starts={"How many": 1.0})
+    with pytest.raises(ConfigError, match="weights above 0; got 'Is the': 0"):
+        instruct_blip_llava_vig(question_starts={"How many": 1.0, "Is the": 0})

@@ -232,6 +232,17 @@ def vig_target(q: str, a: str) -> str:
     return VIG_TARGET_TEMPLATE.format(q=q, a=a)
 
 
+def vig_prompt(instruction: str, question_start: str | None = None) -> str:
+    """The VIG prompt: the instruction, then ``" Question: {start}"`` when the question's first words are given
+    (the original's OKVQA question pass; here also LLaVA-style tasks with `run.question_starts`)."""
+    return f"{instruction} Question: {question_start}" if question_start else instruction
+
+
+def vig_output(question_start: str | None, generated: str) -> str:
+    """The whole VIG text: the given question start, then what the model wrote after it."""
+    return f"Question: {question_start} {generated}".strip() if question_start else generated
+
+
 def vic_base_prompt(instruction: str, question: str, gen_style: str) -> str:
     """The prompt the first VIC step continues: instruction + question ("vig"), or the question alone ("vic")."""
     return f"{instruction} Question: {question} Answer:" if gen_style == "vig" else question

@@ -32,6 +32,7 @@ __all__ = [
     "QuestionType",
     "parse_question",
     "planned_question",
+    "question_starts",
     "sample_question",
 ]
 
@@ -484,3 +485,14 @@ def planned_question(scene: Scene, task: str, rng: random.Random) -> tuple[str, 
             slots = min(options, key=lambda s: _reading_key(scene, s))
             return rng.choice(qtype.texts).format(**slots), ParsedQuestion(qtype, slots, True)
     raise ValueError(f"no {task!r} question fits scene {scene.image!r}")
+
+
+def question_starts(task: str, words: int = 2) -> dict[str, float]:
+    """The first `words` words of the task's question kinds (canonical wordings), each weighted by how many kinds
+    start that way: `run.question_starts` for generating this world's questions (e.g. comp: "How many" 4, ...)."""
+    starts: dict[str, float] = {}
+    for qtype in QUESTION_TYPES.values():
+        if qtype.task == task:
+            start = " ".join(qtype.texts[0].split()[:words])
+            starts[start] = starts.get(start, 0.0) + 1.0
+    return starts

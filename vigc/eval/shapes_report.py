@@ -35,6 +35,7 @@ import argparse
 import json
 import logging
 import math
+import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -47,7 +48,7 @@ import torch
 from vigc.data.processors import EvalImageProcessor
 from vigc.data.prompts import GENERATION_INSTRUCTIONS
 from vigc.data.shapes import make_scenes, read_scenes
-from vigc.data.shapes_questions import TASKS
+from vigc.data.shapes_questions import TASKS, question_starts
 from vigc.data.shapes_scene import Scene, render_scene
 from vigc.errors import ConfigError, VIGCError
 from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
@@ -145,8 +146,19 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def generate_records(model: VIGCModel, scenes: Sequence[Scene], settings: VICSettings, batch_size: int = 8) -> ModeRun:
-    """VIG + VIC for every (scene, task), batched; returns records with the generation task's field names."""
+def generate_records(
+    model: VIGCModel,
+    scenes: Sequence[Scene],
+    settings: VICSettings,
+    batch_size: int = 8,
+    draw_question_starts: bool = False,
+) -> ModeRun:
+    """VIG + VIC for every (scene, task), batched; returns records with the generation task's field names.
+
+    With `draw_question_starts` (default and verify modes), conv and comp questions start with words drawn, seeded per
+    scene and task, from the world's question kinds (`shapes_questions.question_starts`), as `run.question_starts`
+    does in a generation run.
+    """
     processor = EvalImageProcessor(int(model.vision_model.config.image_size))  # type: ignore[arg-type]
     pixels = {scene.image: processor(render_scene(scene)) for scene in scenes}
     work = [(scene, task) for task in TASKS for scene in scenes]
@@ -156,10 +168,21 @@ def generate_records(model: VIGCModel, scenes: Sequence[Scene], settings: VICSet
     for batch in _batches(work, batch_size):
         images = torch.stack([pixels[scene.image] for scene, _ in batch]).to(model.device)
         instructions = [GENERATION_INSTRUCTIONS[task] for _, task in batch]
+        # compat is the original's prompt: no question starts there
+        use_starts = draw_question_starts and settings.mode != "compat"
+        starts = [_question_start(scene, task) for scene, task in batch] if use_starts else None
         with torch.no_grad():
-            results = vig_vic(model, images, instructions, settings, stats)
+            results = vig_vic(model, images, instructions, settings, stats, question_starts=starts)
         records.extend(_record(scene, task, settings.mode, r) for (scene, task), r in zip(batch, results, strict=True))
     return ModeRun(settings.mode, records, time.perf_counter() - start, stats)
+
+
+def _question_start(scene: Scene, task: str) -> str | None:
+    starts = question_starts(task)
+    if task == "desc" or not starts:  # one kind of question: nothing to vary
+        return None
+    words, weights = list(starts), list(starts.values())
+    return random.Random(f"{scene.image}:{task}").choices(words, weights=weights)[0]
 
 
 def _record(scene: Scene, task: str, mode: str, result: QAResult) -> dict[str, Any]:
@@ -362,7 +385,10 @@ def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QASc
     model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
-    runs = {mode: generate_records(model, scenes, _settings(mode, args), args.batch_size) for mode in args.modes}
+    runs = {
+        mode: generate_records(model, scenes, _settings(mode, args), args.batch_size, args.question_starts)
+        for mode in args.modes
+    }
     records = [record for run in runs.values() for record in run.records]
     n = len(scenes) * len(TASKS)
     timing = "\n".join(
@@ -374,7 +400,8 @@ def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QASc
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
-        f"gen_style {args.gen_style}, {torch.get_num_threads()} threads\n" + timing
+        f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
+        f"{torch.get_num_threads()} threads\n" + timing
     )
     return header, score_by_mode(records, by_image), records
 
@@ -399,6 +426,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--gen-style", choices=["vig", "vic"], default="vig", help="VIC prompt: instruction + question, or question"
+    )
+    parser.add_argument(
+        "--question-starts",
+        action="store_true",
+        help="default, verify: conv and comp questions start with drawn words (run.question_starts)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

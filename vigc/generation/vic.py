@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt
+from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_output, vig_prompt
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
 from vigc.generation.parsing import parse_question_answer
@@ -161,6 +161,7 @@ def vig_vic(
     settings: VICSettings,
     stats: GenerationStats | None = None,
     on_step: StepCallback | None = None,
+    question_starts: Sequence[str | None] | None = None,
 ) -> list[QAResult]:
     """Run VIG + VIC on a batch of images, one instruction per image.
 
@@ -171,11 +172,16 @@ def vig_vic(
         settings: behaviour and decoding.
         stats: counters to add to.
         on_step: called with a sample's result after its VIG step and after each of its VIC steps.
+        question_starts: default and verify modes: per image, the first words of the question VIG writes (the
+            VIG prompt ends in ``" Question: {start}"``), or None to let VIG choose.
     """
     stats = stats if stats is not None else GenerationStats()
+    starts: list[str | None] = list(question_starts) if question_starts is not None else [None] * len(instructions)
     if settings.mode == "compat":
+        if any(starts):
+            raise ConfigError("question starts change the original's VIG prompt: use vic_mode default or verify.")
         return _compat(model, pixels, list(instructions), settings, stats, on_step)
-    return _default(model, pixels, list(instructions), settings, stats, on_step)
+    return _default(model, pixels, list(instructions), settings, stats, on_step, starts)
 
 
 def vic_steps(
@@ -297,16 +303,18 @@ def _default(
     s: VICSettings,
     stats: GenerationStats,
     on_step: StepCallback | None,
+    starts: list[str | None],
 ) -> list[QAResult]:
     """Encode once, VIG, then sentence-by-sentence VIC with early stops for the valid samples."""
     results = [QAResult(instruction=text) for text in instructions]
     embeds = _encode(model, pixels, stats)
-    vig = _generate(model, embeds, instructions, s.vig_decoding, stats)
+    prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
+    vig = _generate(model, embeds, prompts, s.vig_decoding, stats)
     valid: list[int] = []
     for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
-        result.step_prompts.append(result.instruction)
-        result.vig_output = texts[0]
-        parsed = parse_question_answer(texts[0])
+        result.step_prompts.append(prompts[i])
+        result.vig_output = vig_output(starts[i], texts[0])
+        parsed = parse_question_answer(result.vig_output)
         if parsed is None or not parsed[0] or not parsed[1]:
             result.valid, result.stop_reason = False, "invalid_vig"
             continue

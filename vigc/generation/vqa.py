@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vigc.data.prompts import QUESTION_START_WORDS
+from vigc.data.prompts import QUESTION_START_WORDS, vig_output, vig_prompt
 from vigc.errors import ConfigError
 from vigc.generation.parsing import clean_short_answer, original_answer_weight, parse_question_answer
 from vigc.models.decoding import DecodingSettings
@@ -47,12 +47,12 @@ def generate_questions(
     settings: DecodingSettings,
 ) -> list[QuestionResult]:
     """gq pass: prompt = instruction + " Question: {w}" (w omitted when `starts` is None)."""
-    prefixes = [f" Question: {w}" for w in starts] if starts is not None else [""] * len(instructions)
-    prompts = [f"{inst}{prefix}" for inst, prefix in zip(instructions, prefixes, strict=True)]
+    words: Sequence[str | None] = starts if starts is not None else [None] * len(instructions)
+    prompts = [vig_prompt(inst, word) for inst, word in zip(instructions, words, strict=True)]
     out = model.generate(image_embeds, prompts, settings)
     results = []
-    for prompt, prefix, texts in zip(prompts, prefixes, out.texts, strict=True):
-        text = f"{prefix} {texts[0]}".strip() if prefix else texts[0]
+    for prompt, word, texts in zip(prompts, words, out.texts, strict=True):
+        text = vig_output(word, texts[0])
         parsed = parse_question_answer(text)
         question, answer = parsed if parsed is not None else (None, None)
         results.append(QuestionResult(prompt, text, question, answer))

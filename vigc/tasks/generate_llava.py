@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -54,7 +55,9 @@ class LlavaGeneration:
             training instructions, same decoding).
         batch_size: images per batch.
         output_dir: folder of runs.
-        seed: seed of the sampled samples.
+        seed: seed of the sampled samples and of the drawn question starts.
+        question_starts: (words, weight) pairs: each (image, sample) draws the first words of its question from
+            them, weighted, seeded by the image key (empty: VIG chooses the whole question).
         export_llava: also write LLaVA's training format.
         fsync: fsync every record.
         device: where the model runs ("auto": CUDA when available).
@@ -72,8 +75,17 @@ class LlavaGeneration:
     export_llava: bool
     fsync: bool
     device: str
+    question_starts: tuple[tuple[str, float], ...] = ()
 
     kind = "generate"
+
+    def question_starts_for(self, keys: list[str], k: int) -> list[str | None] | None:
+        """The drawn question start of each image key for sample `k` (the same on every resume), or None."""
+        if not self.question_starts:
+            return None
+        words = [word for word, _ in self.question_starts]
+        weights = [weight for _, weight in self.question_starts]
+        return [random.Random(f"{self.seed}:{key}:{k}").choices(words, weights=weights)[0] for key in keys]
 
     def instructions(self, sample_index: int) -> str:
         if sample_index == 0 or self.diversity == "sampling":
@@ -149,10 +161,13 @@ class LlavaGeneration:
             torch.manual_seed(self.seed + k)  # a batch's samples are reproducible
         pixels = batch.pixels.to(model.device)
         keys = [item.key for item in batch.items]
+        starts = self.question_starts_for(keys, k)
         with torch.no_grad():
-            results = vig_vic(model, pixels, [self.instructions(k)] * pixels.shape[0], settings, stats)
+            instructions = [self.instructions(k)] * pixels.shape[0]
+            results = vig_vic(model, pixels, instructions, settings, stats, question_starts=starts)
             if settings.vig_decoding.do_sample:
-                self._redraw_repeats(model, pixels, results, [asked.get(key, set()) for key in keys], k, stats)
+                asked_before = [asked.get(key, set()) for key in keys]
+                self._redraw_repeats(model, pixels, results, asked_before, k, stats, starts)
         for key, result in zip(keys, results, strict=True):
             if result.question:
                 asked.setdefault(key, set()).add(result.question)
@@ -170,6 +185,7 @@ class LlavaGeneration:
         asked: list[set[str]],
         k: int,
         stats: GenerationStats,
+        starts: list[str | None] | None,
     ) -> None:
         """Sampled samples: draw again (up to `REDRAWS` times) for images whose question an earlier sample asked.
 
@@ -180,7 +196,9 @@ class LlavaGeneration:
             rows = [i for i, r in enumerate(results) if r.question is not None and r.question in asked[i]]
             if not rows:
                 return
-            again = vig_vic(model, pixels[rows], [self.instructions(k)] * len(rows), self.settings(k), stats)
+            row_starts = [starts[i] for i in rows] if starts is not None else None
+            instructions = [self.instructions(k)] * len(rows)
+            again = vig_vic(model, pixels[rows], instructions, self.settings(k), stats, question_starts=row_starts)
             for row, result in zip(rows, again, strict=True):
                 results[row] = result
 
@@ -227,6 +245,7 @@ def instruct_blip_llava_vig(
     vic_mode: str = "default",
     max_sentences: int = 8,
     verify_margin: float = 0.5,
+    question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
     sample_temperature: float = 0.9,
@@ -251,6 +270,9 @@ def instruct_blip_llava_vig(
             "verify" (VIC re-reads each VIG sentence and replaces only those it clearly writes otherwise).
         max_sentences: default and verify modes: most sentences per answer.
         verify_margin: verify mode: how much more likely (mean log-probability per token) a rewrite must be.
+        question_starts: default and verify modes: the first words of VIG's question, drawn per (image, sample)
+            from these {words: weight} (seeded by `seed` and the image, so a resume draws the same), as the
+            original's OKVQA question pass did; more kinds of question under beam search. None: VIG chooses.
         samples_per_image: QA per image (keys end in #<task>#<index>).
         diversity: how samples after the first differ: "sampling" or "instructions".
         sample_temperature: sampling temperature of later samples.
@@ -258,7 +280,7 @@ def instruct_blip_llava_vig(
         generate_cfg: the original's decoding block (max_len, min_len, num_beams, ...; see GenerateConfig).
         batch_size_eval: images per batch.
         output_dir: folder of runs (never inside the package).
-        seed: seed for sampled samples.
+        seed: seed for sampled samples and question starts.
         export_llava: write LLaVA's training JSON at the end.
         fsync: fsync every record (safer; slower on network file systems).
         device: "auto", "cpu", "cuda" or "cuda:N".
@@ -278,6 +300,7 @@ def instruct_blip_llava_vig(
             ("batch_size_eval", batch_size_eval, AT_LEAST_ONE),
         ],
     )
+    starts = _question_starts(question_starts, vic_mode)
     decoding = GenerateConfig.from_mapping(generate_cfg).decoding()
     vic = VICSettings(
         mode=vic_mode,
@@ -302,4 +325,17 @@ def instruct_blip_llava_vig(
         export_llava=export_llava,
         fsync=fsync,
         device=device,
+        question_starts=starts,
     )
+
+
+def _question_starts(question_starts: dict[str, float] | None, vic_mode: str) -> tuple[tuple[str, float], ...]:
+    """`run.question_starts` checked: non-empty words, positive weights, not with compat (the original's prompt)."""
+    if not question_starts:
+        return ()
+    if vic_mode == "compat":
+        raise ConfigError("run.question_starts changes the original's VIG prompt: use vic_mode default or verify.")
+    bad = [f"{word!r}: {weight!r}" for word, weight in question_starts.items() if not str(word).strip() or weight <= 0]
+    if bad:
+        raise ConfigError(f"run.question_starts needs words with weights above 0; got {', '.join(bad)}.")
+    return tuple((str(word).strip(), float(weight)) for word, weight in question_starts.items())
