@@ -16,7 +16,7 @@ from vigc.data.shapes import make_scenes
 from vigc.data.shapes_scene import render_scene
 from vigc.errors import ConfigError
 from vigc.generation.records_format import compat_record_fields
-from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
+from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vic_base_prompt, vic_steps, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import DEFAULT_DIMS, vigc_default
 from vigc.models.vigc_model import VIGCModel
@@ -120,25 +120,50 @@ def test_default_beam_search_rows_do_not_mix() -> None:
         assert all(r.valid and r.answer for r in batched)
 
 
+SWAP = {"red": "blue", "blue": "red", "green": "yellow", "yellow": "green", "purple": "orange", "orange": "purple"}
+
+
+def _plant_error(sentence: str) -> str:
+    """The sentence with its first colour word swapped for another colour (a false claim, by design)."""
+    return next((sentence.replace(f" {c} ", f" {SWAP[c]} ", 1) for c in SWAP if f" {c} " in sentence), sentence)
+
+
 def test_verify_keeps_vig_sentences_unless_a_rewrite_clearly_wins() -> None:
-    """An unreachable margin gives VIG's answer back sentence for sentence; margin 0 takes every rewrite that
-    differs and scores higher, and records which (descriptions of the default model, where VIC rewrites some)."""
+    """An unreachable margin gives VIG's answer back sentence for sentence (all of it, beyond `max_sentences`
+    too); margin 0 takes every rewrite that differs and scores higher, and records which: on descriptions with
+    planted colour errors the re-read image replaces some of them."""
     model = vigc_default()
     processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
-    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(16, 777)])
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(8, 777)])
+    embeds = model.encode_images(pixels)
     decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
-    instructions = [GENERATION_INSTRUCTIONS["desc"]] * 16
-    keep = vig_vic(model, pixels, instructions, VICSettings(mode="verify", vig_decoding=decoding, verify_margin=1e9))
-    take = vig_vic(model, pixels, instructions, VICSettings(mode="verify", vig_decoding=decoding, verify_margin=0))
+    desc = GENERATION_INSTRUCTIONS["desc"]
+    vig = vig_vic(model, pixels, [desc] * 8, VICSettings(mode="default", vig_decoding=decoding, max_sentences=1))
+    planted = [[_plant_error(s) for s in split_sentences(r.original_answer or "")] for r in vig]
+    assert (
+        sum(
+            p != s
+            for r, ps in zip(vig, planted, strict=True)
+            for p, s in zip(ps, split_sentences(str(r.original_answer)), strict=True)
+        )
+        > 10
+    )
     rewrites = 0
-    for kept, taken in zip(keep, take, strict=True):
-        drafts = split_sentences(kept.original_answer or "")
-        assert kept.steps == drafts and kept.answer == " ".join(drafts) and kept.rewritten == []
-        assert kept.stop_reason == "verified" and len(kept.step_prompts) == len(drafts) + 1
-        assert len(taken.steps) == len(drafts)
-        for k, (draft, step) in enumerate(zip(drafts, taken.steps, strict=True)):
-            assert (step != draft) == (k in taken.rewritten)
-        rewrites += len(taken.rewritten)
+    for margin in (1e9, 0.0):
+        settings = VICSettings(mode="verify", vig_decoding=decoding, verify_margin=margin)
+        results = [
+            QAResult(desc, question=r.question, original_answer=" ".join(d)) for r, d in zip(vig, planted, strict=True)
+        ]
+        bases = [vic_base_prompt(desc, str(r.question), "vig") for r in results]
+        vic_steps(model, embeds, results, bases, settings, GenerationStats())
+        for result, drafts in zip(results, planted, strict=True):
+            assert len(result.steps) == len(drafts) and result.stop_reason == "verified"
+            assert len(result.step_prompts) == min(len(drafts), settings.max_sentences)
+            for k, (draft, step) in enumerate(zip(drafts, result.steps, strict=True)):
+                assert (step != draft) == (k in result.rewritten)
+            if margin > 1:
+                assert result.steps == drafts and result.rewritten == []
+            rewrites += len(result.rewritten)
     assert rewrites > 0
 
 

@@ -368,14 +368,15 @@ def _verify_vic(
     on_step: StepCallback,
 ) -> None:
     """For each VIG sentence: a VIC step writes its own; VIG's stays unless the rewrite is clearly more likely."""
-    drafts = [split_sentences(r.original_answer or "")[: s.max_sentences] for r in results]
+    drafts = [split_sentences(r.original_answer or "") for r in results]
     unchecked = [i for i, draft in enumerate(drafts) if not draft]
     if unchecked:  # no VIG answer to verify (a user's own question): VIC writes one
         own = [results[i] for i in unchecked]
         _default_vic(model, embeds[unchecked], own, [bases[i] for i in unchecked], s, stats, on_step)
     decoding = s.vic_decoding or s.vig_decoding
     stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
-    for step in range(max((len(d) for d in drafts), default=0)):
+    # The first `max_sentences` are checked; VIG's later sentences (if any) are kept as written, not dropped.
+    for step in range(min(max((len(d) for d in drafts), default=0), s.max_sentences)):
         active = [i for i, draft in enumerate(drafts) if step < len(draft)]
         prompts = [vic_step_prompt(bases[i], results[i].steps, False) for i in active]
         out = _generate(model, embeds[active], prompts, decoding, stats, stop=stop)
@@ -391,6 +392,7 @@ def _verify_vic(
             on_step(results[i])
     for i, draft in enumerate(drafts):
         if draft:
+            results[i].steps.extend(draft[s.max_sentences :])
             results[i].stop_reason = "verified"
             _finish_default(results[i], bases[i], False)
 
