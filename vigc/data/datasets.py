@@ -535,6 +535,30 @@ class _TrainSpec:
         return dataset
 
 
+def _build_from_files(
+    spec: _TrainSpec,
+    build_info: Mapping[str, Any],
+    processors: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None],
+    seed: int,
+    sample_ratio: float,
+    images_keys: _ImageKeys,
+    gen_style: Literal["vig", "vic"] = "vig",
+) -> QATrainDataset:
+    """Read the annotation files of `build_info` with the family's reader and build the dataset from them."""
+    files, images = _paths(spec.name, build_info)
+    annotations = [a for file in files for a in _FAMILIES[spec.family].reader(file)]
+    return spec.build(
+        annotations,
+        images,
+        files,
+        processors=processors,
+        seed=seed,
+        sample_ratio=sample_ratio,
+        images_keys=images_keys,
+        gen_style=gen_style,
+    )
+
+
 def _train_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
     """Make the builder of one training dataset: its signature is the dataset's config keys."""
 
@@ -549,17 +573,8 @@ def _train_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
         skip_missing_images: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> QATrainDataset:
-        files, images = _paths(spec.name, build_info)
-        annotations = [a for file in files for a in _FAMILIES[spec.family].reader(file)]
-        return spec.build(
-            annotations,
-            images,
-            files,
-            processors=(vis_processor, text_processor),
-            seed=seed,
-            sample_ratio=sample_ratio,
-            images_keys=_ImageKeys(check_images, skip_missing_images, max_pixels),
-        )
+        keys = _ImageKeys(check_images, skip_missing_images, max_pixels)
+        return _build_from_files(spec, build_info, (vis_processor, text_processor), seed, sample_ratio, keys)
 
     return _named(builder, spec.name, f"{spec.family} {spec.task.upper()} training samples (SPEC §4).")
 
@@ -579,18 +594,9 @@ def _vic_step_builder(spec: _TrainSpec) -> Callable[..., QATrainDataset]:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         gen_style: Literal["vig", "vic"] = "vig",
     ) -> QATrainDataset:
-        files, images = _paths(spec.name, build_info)
-        annotations = [a for file in files for a in _FAMILIES[spec.family].reader(file)]
-        return spec.build(
-            annotations,
-            images,
-            files,
-            processors=(vis_processor, text_processor),
-            seed=seed,
-            sample_ratio=sample_ratio,
-            images_keys=_ImageKeys(check_images, skip_missing_images, max_pixels),
-            gen_style=gen_style,
-        )
+        keys = _ImageKeys(check_images, skip_missing_images, max_pixels)
+        processors = (vis_processor, text_processor)
+        return _build_from_files(spec, build_info, processors, seed, sample_ratio, keys, gen_style=gen_style)
 
     summary = f"{spec.family} VIC-step training samples: the prompt of a VIC step → the rest of the answer."
     return _named(builder, spec.name, summary)
