@@ -327,6 +327,13 @@ def _default(
     return results
 
 
+def _vic_decoding(model: VIGCModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
+    """The decoding of the VIC steps and their stop rule (the end of a sentence, or of a paragraph)."""
+    decoding = s.vic_decoding or s.vig_decoding
+    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
+    return decoding, stop
+
+
 def _default_vic(
     model: VIGCModel,
     embeds: torch.Tensor,
@@ -337,8 +344,7 @@ def _default_vic(
     on_step: StepCallback,
 ) -> None:
     """Sentence (or paragraph) steps that stop at the unit's end; finished samples leave the batch."""
-    decoding = s.vic_decoding or s.vig_decoding
-    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
+    decoding, stop = _vic_decoding(model, s)
     active = list(range(len(results)))
     for step in range(s.max_sentences):
         if not active:
@@ -373,8 +379,7 @@ def _verify_vic(
     if unchecked:  # no VIG answer to verify (a user's own question): VIC writes one
         own = [results[i] for i in unchecked]
         _default_vic(model, embeds[unchecked], own, [bases[i] for i in unchecked], s, stats, on_step)
-    decoding = s.vic_decoding or s.vig_decoding
-    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
+    decoding, stop = _vic_decoding(model, s)  # sentence units: verify refuses paragraph mode
     # The first `max_sentences` are checked; VIG's later sentences (if any) are kept as written, not dropped.
     for step in range(min(max((len(d) for d in drafts), default=0), s.max_sentences)):
         active = [i for i, draft in enumerate(drafts) if step < len(draft)]
