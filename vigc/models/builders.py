@@ -212,7 +212,7 @@ def vigc_model(
         logger.info("model.pretrained=%s is an InstructBLIP folder with architecture %s", folder, folder_arguments)
         return vigc_model(**{**arguments, "pretrained": folder, **folder_arguments})
     dtype = _dtype(precision)
-    check_vigc_model_inputs(
+    llm_model, qformer_tokenizer, files = check_vigc_model_inputs(
         precision=precision,
         lora_config=lora_config,
         llm_model=llm_model,
@@ -223,14 +223,7 @@ def vigc_model(
         load_pretrained=load_pretrained,
         load_finetuned=load_finetuned,
         random_init=random_init,
-    )
-    llm_model, qformer_tokenizer, files = _resolved_weight_paths(
-        llm_model,
-        qformer_tokenizer,
-        vit_model,
-        pretrained if load_pretrained else None,
-        finetuned if load_finetuned else None,
-    )
+    )  # hub names resolved to the cache's files
     vit_model, pretrained, finetuned = files["model.vit_model"], files["model.pretrained"], files["model.finetuned"]
     llm_dir = Path(llm_model).expanduser()
     llm_tokenizer = load_llm_tokenizer(llm_dir)
@@ -317,9 +310,13 @@ def check_vigc_model_inputs(
     precision: str = "fp32",
     lora_config: dict[str, Any] | None = None,
     **_other_keys: Any,
-) -> None:
+) -> tuple[str, str, dict[str, str | None]]:
     """`vigc_model`'s inputs checked without reading a weight: precision, LoRA settings and weight paths (the
     builders' ``check_inputs``, which `vigc.config.check_model_inputs` runs with a config's other checks).
+
+    Returns:
+        The LLM folder, the Q-Former tokenizer folder and the checkpoint files by config key, Hugging Face names
+        resolved to the local cache (the builder loads these).
 
     Raises:
         ConfigError: Naming every key that is wrong, still to set or pointing nowhere.
@@ -344,8 +341,9 @@ def check_vigc_model_inputs(
         problems.check(
             check_weight_paths, llm_model=llm_dir, qformer_tokenizer=tokenizer_dir, files=files, random_init=random_init
         )
-    if problems.messages:
+    if problems.messages or resolved is None:
         raise ConfigError(" ".join(problems.messages))
+    return resolved
 
 
 def _whole_model_folder(llm_model: str, pretrained: str | None) -> str | None:
