@@ -19,7 +19,7 @@ from vigc.data.shapes_language import (
     sentence_is_true,
     split_sentences,
 )
-from vigc.data.shapes_questions import QUESTION_TYPES, parse_question, planned_question
+from vigc.data.shapes_questions import QUESTION_PLANS, QUESTION_TYPES, parse_question, planned_question
 from vigc.data.shapes_scene import COLORS, MAX_OBJECTS, POSITIONS, Scene, ShapeObject, render_scene
 
 
@@ -177,18 +177,40 @@ def test_question_validity_depends_on_the_scene(scene: Scene) -> None:
 
 
 def test_planned_questions_follow_the_image_and_vary() -> None:
-    """The planned question depends on the scene alone (not the generator), is valid, and varies over scenes."""
+    """The planned question depends on the scene alone (not the generator), is valid, its kind follows the object
+    count, and it varies over scenes."""
     scenes = make_scenes(100, 3)
-    kinds = Counter()
-    for s in scenes:
-        text, parsed = planned_question(s, "comp", random.Random(0))
-        again, _ = planned_question(s, "comp", random.Random(1))
-        reread = parse_question(text, s)
-        assert reread is not None and reread.valid and reread.qtype is parsed.qtype
-        assert parse_question(again, s).qtype is parsed.qtype  # type: ignore[union-attr]
-        kinds[parsed.qtype.name] += 1
-    assert len(kinds) >= 10
-    assert max(kinds.values()) <= 25
+    kinds: Counter[str] = Counter()
+    for task in ("conv", "comp"):
+        plan = QUESTION_PLANS[task]
+        for s in scenes:
+            text, parsed = planned_question(s, task, random.Random(0))
+            again, _ = planned_question(s, task, random.Random(1))
+            reread = parse_question(text, s)
+            assert reread is not None and reread.valid and reread.qtype is parsed.qtype
+            assert parse_question(again, s).qtype is parsed.qtype  # type: ignore[union-attr]
+            preferred = [QUESTION_TYPES[name] for name in plan[len(s.objects) - 1]]
+            fitting = [q for q in preferred if q.arguments(s)]
+            assert parsed.qtype is fitting[0]  # the count's first kind that fits the scene
+            kinds[parsed.qtype.name] += 1
+    assert len([k for k in kinds if QUESTION_TYPES[k].task == "comp"]) == 7
+    assert len([k for k in kinds if QUESTION_TYPES[k].task == "conv"]) == 5
+    assert max(kinds.values()) <= 40
+
+
+def test_planned_questions_have_their_own_files() -> None:
+    """The VIG samples' files hold exactly the first (planned) question of each scene; the full files hold more."""
+    scenes = make_scenes(12, 5)
+    records = qa_records(scenes, seed=5)
+    for task in ("conv", "comp"):
+        planned = records[f"llava_{task}_planned"]
+        assert [r["image"] for r in planned] == [s.image for s in scenes]
+        for scene, record in zip(scenes, planned, strict=True):
+            text, _ = planned_question(scene, task, random.Random(0))
+            assert parse_question(record["question"], scene).qtype is parse_question(text, scene).qtype  # type: ignore[union-attr]
+            assert record in records[f"llava_{task}"]
+        assert len(records[f"llava_{task}"]) > len(planned)
+    assert "llava_desc_planned" not in records
 
 
 def test_short_answers_are_ten() -> None:

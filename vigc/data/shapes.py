@@ -77,9 +77,13 @@ def qa_records(scenes: Sequence[Scene], seed: int, questions_per_scene: int = 2)
         scenes: The scenes.
         seed: The data set's seed (questions are drawn from their own generator, not the scenes').
         questions_per_scene: Questions per scene for conv and comp (desc has one: the description). The first
-            is `planned_question` (its kind follows from the image), the others `sample_question`.
+            is `planned_question` (its kind follows from the image), the others `sample_question`. The planned
+            conv and comp questions are also written on their own (`llava_conv_planned`, `llava_comp_planned`):
+            the training config's VIG samples read those, so the question writer learns one question per image,
+            while the VIC samples read every question (VIC answers whatever is asked).
     """
     out: dict[str, list[dict[str, Any]]] = {f"llava_{t}": [] for t in TASKS}
+    out.update({f"llava_{t}_planned": [] for t in TASKS if t != "desc"})
     out["okvqa"] = []
     for index, scene in enumerate(scenes):
         rng = random.Random(f"shapes-qa:{seed}:{index}")
@@ -95,6 +99,8 @@ def qa_records(scenes: Sequence[Scene], seed: int, questions_per_scene: int = 2)
                 answer = " ".join(parsed.answer(scene))
                 record = {"image": scene.image, "question": question, "answer": [answer]}
                 out[f"llava_{task}"].append({**record, "dataset": LLAVA_SUBSETS[task]})
+                if k == 0 and task != "desc":  # the VIG samples' file: a writer learns to ask what the image calls for
+                    out[f"llava_{task}_planned"].append({**record, "dataset": LLAVA_SUBSETS[task]})
                 if task != "desc":
                     short = parsed.qtype.short(scene, parsed.slots)
                     out["okvqa"].append(
