@@ -348,8 +348,14 @@ def _require_pyarrow() -> None:
         raise DataExportError("The parquet format needs pyarrow: pip install pyarrow") from None
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring's layout kept, and each option's default shown."""
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The epilog's lines kept, and the default of each option that has one shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,7 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="the run folder: <output_dir>/<run_id>")
     parser.add_argument(
-        "--format", dest="formats", nargs="+", choices=FORMATS, required=True, help="one or more formats to write"
+        "--format",
+        dest="formats",
+        nargs="+",
+        choices=FORMATS,
+        required=True,
+        metavar="FORMAT",
+        help=f"one or more of {', '.join(FORMATS)}",
     )
     parser.add_argument("--out", type=Path, required=True, help="the export folder (new or empty)")
     parser.add_argument(

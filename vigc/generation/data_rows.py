@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vigc.generation.export import single_answer
+from vigc.generation.export import ExportError, single_answer
 from vigc.generation.inputs import image_id_from_name
 
 __all__ = [
@@ -106,6 +106,9 @@ def dataset_row(
         run_id: The run's id.
         run_task: The run's task (``run.json``): "llava_vig", "vqg_question" or "vqg_answer".
         run_provenance: ``run.json``'s provenance, used where the record carries none.
+
+    Raises:
+        ExportError: The record has no image path (it was not written by a generation run).
     """
     llava = run_task not in RUN_TASK_PASSES
     question = _text(record.get("question"))
@@ -115,6 +118,8 @@ def dataset_row(
         answer = _text(record.get("answer") if llava else record.get("ori_answer"))
     if record.get("valid") is False or not question or not answer:
         return None
+    if not isinstance(record.get("image"), str):
+        raise ExportError(f"Record {record.get('key')!r} has no 'image' path; it was not written by a generation run.")
     own = record.get("provenance")
     provenance: Mapping[str, Any] = own if isinstance(own, Mapping) else run_provenance
     beams = record.get("answer") if run_task == "vqg_answer" else None
@@ -124,7 +129,7 @@ def dataset_row(
         run_task=run_task,
         task=record_task(record, run_task),
         sample_index=int(record.get("sample_index") or 0),
-        image=str(record["image"]),
+        image=record["image"],
         image_id=_image_id(record),
         instruction=_text(record.get("instruction") if llava else record.get("prompt")) or None,
         question=question,
