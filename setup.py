@@ -1,12 +1,19 @@
-"""Packaging for VIGC: `pip install -e .`; add `".[dev]"` for the test tools and `".[demo]"` for the demo."""
+"""Packaging for VIGC: `pip install .`; extras `".[dev]"` (test tools), `".[demo]"` (the demo), `".[lora]"` (LoRA)."""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-# gradio 6: the page's CSS and theme are launch() arguments there. playwright drives the system Chromium in the
-# demo's browser test (no browser download).
-DEMO_REQUIREMENTS = ["gradio>=6,<7", "playwright>=1.40,<2"]
+# The demo's runtime needs gradio only (gradio 6: the page's CSS and theme are launch() arguments there).
+DEMO_REQUIREMENTS = ["gradio>=6,<7"]
+# peft is an extra, not core: only LoRA configs (lora_vig.yaml, model.lora_config) use it. vigc/models/lora.py and
+# vigc/models/hf_interop.py import it inside the functions that apply or save adapters, so generation, full
+# training, the demo and both exports never load it; a LoRA config without it stops at validation with one line
+# naming this extra (`vigc.models.lora.require_peft`).
+LORA_REQUIREMENTS = ["peft"]
+# Test tools: playwright drives the system Chromium in the demo's browser test (no browser download), datasets
+# reads the Parquet export back, tensorboard checks the training event files; the tests cover LoRA and the demo.
+DEV_REQUIREMENTS = ["pytest", "ruff", "mypy", "playwright>=1.40,<2", "datasets", "tensorboard"]
 
 setup(
     name="vigc",
@@ -29,11 +36,15 @@ setup(
         "tqdm",
         "pillow",
         "numpy",
-        "peft",  # LoRA recipes (lora_vig.yaml)
+        "pyarrow",  # vigc export --format parquet
+        # No protobuf: the LLaMA/Vicuna tokenizer is read with sentencepiece and its transformers twin built from
+        # the pieces (vigc/models/tokenizers.py), and exported folders carry tokenizer.json. transformers needs
+        # protobuf only to convert a sentencepiece-only folder into a fast tokenizer, which these paths never ask
+        # of it (tests/test_dependencies.py runs them with protobuf hidden).
     ],
     extras_require={
-        # The tests include the demo's browser test, so the test tools bring the demo's packages too.
-        "dev": ["pytest", "ruff", "mypy", *DEMO_REQUIREMENTS],
+        "dev": [*DEV_REQUIREMENTS, *DEMO_REQUIREMENTS, *LORA_REQUIREMENTS],
         "demo": DEMO_REQUIREMENTS,
+        "lora": LORA_REQUIREMENTS,
     },
 )

@@ -45,7 +45,7 @@ if not CHROMIUM.is_file():
         allow_module_level=True,
     )
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[demo]')")
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[demo]')")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
 
 from playwright.sync_api import Page, Route, sync_playwright  # noqa: E402
 

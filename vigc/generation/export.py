@@ -47,6 +47,7 @@ __all__ = [
     "llava_result_entries",
     "question_answer_entries",
     "question_entries",
+    "single_answer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def llava_conversation(record: Mapping[str, Any]) -> dict[str, Any] | None:
     The id is the record key (stable across runs). A list answer (ga pass) contributes its highest-weight beam.
     Invalid records and empty (or whitespace) questions or answers give None.
     """
-    question, answer = record.get("question"), _single_answer(record)
+    question, answer = record.get("question"), single_answer(record)
     if record.get("valid") is False or not isinstance(question, str) or not question.strip() or not answer:
         return None
     return {
@@ -197,7 +198,7 @@ def llava_conversation(record: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _single_answer(record: Mapping[str, Any]) -> str:
+def single_answer(record: Mapping[str, Any]) -> str:
     """The record's answer, stripped; for a list of beams, the one of highest weight (the first on ties)."""
     answer = record.get("answer")
     if isinstance(answer, list):

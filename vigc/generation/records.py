@@ -75,6 +75,7 @@ __all__ = [
     "read_errors",
     "read_records",
     "read_run_info",
+    "read_run_records",
     "write_run_info",
     "writer_tag",
 ]
@@ -308,6 +309,21 @@ def merge_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         RecordsError: When the folder has no records file.
     """
     run_dir = Path(run_dir)
+    merged = read_run_records(run_dir)
+    atomic_write_lines(run_dir / MERGED_FILE, (json_line(r) for r in merged))
+    logger.info("merged %d record(s) into %s", len(merged), run_dir / MERGED_FILE)
+    return merged
+
+
+def read_run_records(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records `merge_run` merges (each key once, the first seen; sorted by key), without writing anything.
+
+    For readers of a run that must not change it (exports of a finished run on read-only storage).
+
+    Raises:
+        RecordsError: When the folder has no records file.
+    """
+    run_dir = Path(run_dir)
     files = sorted(run_dir.glob(RECORDS_GLOB))
     if not files:
         raise RecordsError(f"No {RECORDS_GLOB} files in {run_dir}; is it a generation run folder?")
@@ -319,12 +335,10 @@ def merge_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 duplicates += 1
             else:
                 by_key[record["key"]] = record
-    merged = [by_key[key] for key in sorted(by_key)]
-    atomic_write_lines(run_dir / MERGED_FILE, (json_line(r) for r in merged))
     if duplicates:
         logger.warning("%s: dropped %d duplicate record(s) (same key)", run_dir, duplicates)
-    logger.info("merged %d record(s) from %d file(s) into %s", len(merged), len(files), run_dir / MERGED_FILE)
-    return merged
+    logger.debug("read %d record(s) from %d file(s) of %s", len(by_key), len(files), run_dir)
+    return [by_key[key] for key in sorted(by_key)]
 
 
 def write_run_info(

@@ -34,7 +34,7 @@ from vigc.models.hf_interop import (
     is_instructblip_folder,
 )
 from vigc.models.hub_names import resolve_weight_path, resolve_weight_paths
-from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora
+from vigc.models.lora import LORA_MARKER, LoraSettings, apply_lora, require_peft
 from vigc.models.tokenizers import load_llm_tokenizer, load_qformer_tokenizer
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import MODELS
@@ -381,6 +381,7 @@ def _resolved_weight_paths(
 
 
 def _lora_settings(lora_config: dict[str, Any]) -> LoraSettings:
+    require_peft()
     validate_builder_kwargs(LoraSettings, lora_config, section="model.lora_config", source="model")
     settings = LoraSettings(**lora_config)
     check_ranges(

@@ -5,10 +5,14 @@ model keeps its type and its ``language_model`` attribute; the LLM's own weights
 look like ``language_model.model.layers.0.self_attn.q_proj.lora_A.default.weight``. Saving only trainable
 parameters therefore saves the adapters and the other trainable parts, never the LLM (the original saved the
 whole LLM with every LoRA checkpoint).
+
+peft is an optional dependency (``pip install "vigc[lora]"``): only LoRA configs need it, and `require_peft`
+says so in one line when a config asks for LoRA without it, at config validation, before any weight is read.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,11 +22,12 @@ from torch import nn
 
 from vigc.errors import ConfigError
 
-__all__ = ["LoraSettings", "apply_lora", "lora_parameter_names"]
+__all__ = ["LoraSettings", "apply_lora", "lora_parameter_names", "require_peft"]
 
 logger = logging.getLogger(__name__)
 
 LORA_MARKER = ".lora_"
+PEFT_MISSING = 'model.lora_config needs peft, which is not installed: pip install "vigc[lora]" (or pip install peft).'
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ def apply_lora(language_model: nn.Module, settings: LoraSettings) -> list[str]:
     Raises:
         ConfigError: If no module of the LLM matches ``target_modules``.
     """
+    require_peft()
     from peft import LoraConfig, inject_adapter_in_model  # import here: only LoRA runs need peft
 
     config = LoraConfig(
@@ -87,6 +93,16 @@ def apply_lora(language_model: nn.Module, settings: LoraSettings) -> list[str]:
         sum(p.numel() for n, p in language_model.named_parameters() if n in names),
     )
     return sorted(names)
+
+
+def require_peft() -> None:
+    """Check that peft can be imported (without importing it).
+
+    Raises:
+        ConfigError: It is not installed; the message says how to install it.
+    """
+    if importlib.util.find_spec("peft") is None:
+        raise ConfigError(PEFT_MISSING)
 
 
 def lora_parameter_names(module: nn.Module) -> set[str]:

@@ -348,7 +348,8 @@ def _train(
         _write_run_info(run_dir, info, resumed_from=str(resume_from))
     else:
         _write_run_info(run_dir, info, resumed_from=None)
-    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=info.is_main)
+    resumed_at = progress.iteration if resume_from is not None else None
+    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=info.is_main, purge_step=resumed_at)
     validate = functools.partial(
         _validate, model, data, _validation_settings(task), info, precision, run_dir, metrics, progress, s
     )

@@ -3,6 +3,10 @@
 Each JSONL line is one record: ``{"kind": "train", "iteration": ..., "loss": ..., "lr": ...,
 "samples_per_s": ..., "tokens_per_s": ..., "eta_s": ...}`` every ``log_freq`` iterations, ``{"kind": "val", ...}``
 after each validation, ``{"kind": "checkpoint", ...}`` after each checkpoint.
+
+When ``tensorboard`` is installed the same numbers also go to TensorBoard event files beside ``metrics.jsonl``
+(scalars ``<kind>/<name>`` at step ``iteration``: ``train/loss``, ``val/agg_metrics``, ...), so
+``tensorboard --logdir <output_dir>`` shows every run; without it one info line says so and nothing else changes.
 """
 
 from __future__ import annotations
@@ -25,16 +29,20 @@ logger = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    """Append-only JSON Lines file written by rank 0; other ranks write nothing.
+    """Append-only JSON Lines file written by rank 0, and TensorBoard events beside it; other ranks write nothing.
 
     Args:
         path: The file (created, or appended to).
         enabled: Whether this process writes (rank 0).
+        tensorboard: Also write TensorBoard event files into ``path``'s folder when tensorboard is installed.
+        purge_step: A resumed run's first iteration: TensorBoard hides the events an earlier start logged from
+            there on (they were redone).
     """
 
-    def __init__(self, path: Path, enabled: bool) -> None:
+    def __init__(self, path: Path, enabled: bool, *, tensorboard: bool = True, purge_step: int | None = None) -> None:
         self.path = path
         self._file: TextIO | None = path.open("a", encoding="utf-8") if enabled else None
+        self._events = _summary_writer(path.parent, purge_step) if enabled and tensorboard else None
 
     def write(self, kind: str, **values: Any) -> None:
         """Append one record and flush it, so a killed run keeps every line written so far."""
@@ -43,12 +51,41 @@ class MetricsLog:
         record = {"kind": kind, "time": round(time.time(), 3), **values}
         self._file.write(json.dumps(record, default=_plain) + "\n")
         self._file.flush()
+        if self._events is not None:
+            step = values.get("iteration")
+            for name, value in values.items():
+                scalar = _scalar(value)
+                if name != "iteration" and scalar is not None:
+                    self._events.add_scalar(f"{kind}/{name}", scalar, global_step=step)
+            self._events.flush()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file and the event writer."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+
+def _summary_writer(log_dir: Path, purge_step: int | None) -> Any:
+    """torch's TensorBoard `SummaryWriter` on `log_dir`, or None when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch.utils.tensorboard imports the tensorboard package, an optional dependency
+        logger.info("tensorboard is not installed: metrics go to metrics.jsonl only (pip install tensorboard)")
+        return None
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+def _scalar(value: Any) -> float | None:
+    """A number TensorBoard can plot (a one-element tensor too), else None (paths, lists, flags)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 def _plain(value: Any) -> Any:
