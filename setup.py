@@ -31,6 +31,7 @@ setup(
         "numpy",
         "peft",  # LoRA recipes (lora_vig.yaml)
     ],
+    entry_points={"console_scripts": ["vigc=vigc.cli.main:main"]},
     extras_require={
         # The tests include the demo's browser test, so the test tools bring the demo's packages too.
         "dev": ["pytest", "ruff", "mypy", *DEMO_REQUIREMENTS],
