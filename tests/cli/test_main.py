@@ -107,6 +107,11 @@ def test_generate_from_an_empty_folder(tmp_path: Path) -> None:
     assert (run_dir / "result" / "eval_epochbest.json").is_file()
     config = json.loads((run_dir / "run.json").read_text())["config"]
     assert config["run"]["generate_cfg"]["max_len"] == 16  # the resolved config, overrides applied
+    # the packaged scenes' ground truth, named as in the README, from this folder too
+    report_args = ["report", "--records", str(relative), "--ground-truth", "vigc/assets/sample_images", "--json"]
+    scored = _run([sys.executable, "-m", "vigc.cli.main", *report_args], cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert json.loads(scored.stdout)["header"] == f"2 records from {relative}"
 
 
 @pytest.mark.parametrize("script", ["evaluate.py", "train.py", "vigc_demo.py"])

@@ -107,7 +107,7 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
         records = report.read_records(args.records)
         if not records:
             raise ValueError(f"no records in {args.records}")
-        scores = report.score_by_mode(records, read_scenes(args.ground_truth))
+        scores = report.score_by_mode(records, read_scenes(_packaged(args.ground_truth)))
         header = f"{len(records)} records from {args.records}"
     else:
         if args.verify_margin is None:
@@ -116,6 +116,17 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
     data = report.report_data(scores)
     text = header + "\n\n" + report.format_report(data)
     return text, report.json_safe({"header": header, **data}), records
+
+
+def _packaged(path: Path) -> Path:
+    """A relative ``vigc/...`` path that is not there from the working directory → the same path inside the
+    installed package, as for ``--cfg-path`` (``--ground-truth vigc/assets/sample_images`` from any folder)."""
+    if path.exists() or path.is_absolute() or path.parts[:1] != ("vigc",):
+        return path
+    import vigc
+
+    packaged = Path(vigc.__file__).resolve().parent.joinpath(*path.parts[1:])
+    return packaged if packaged.exists() else path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
