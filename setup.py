@@ -42,6 +42,7 @@ setup(
         # protobuf only to convert a sentencepiece-only folder into a fast tokenizer, which these paths never ask
         # of it (tests/test_dependencies.py runs them with protobuf hidden).
     ],
+    entry_points={"console_scripts": ["vigc=vigc.cli.main:main"]},
     extras_require={
         "dev": [*DEV_REQUIREMENTS, *DEMO_REQUIREMENTS, *LORA_REQUIREMENTS],
         "demo": DEMO_REQUIREMENTS,

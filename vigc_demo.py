@@ -1,109 +1,14 @@
-"""Local Gradio demo: VIG and every VIC step for an image, for one model or two side by side.
+"""Local Gradio demo of VIG and VIC, as the original's `vigc_demo.py`: the same as `vigc demo`.
 
-    python vigc_demo.py --device0 0 --device1 1     # the paper's two models (PAPER_MODELS), on GPUs 0 and 1
-    python vigc_demo.py --device0 cpu               # no weights here: the embedded default model, on the CPU
-    python vigc_demo.py --cfg-path vigc/projects/mini_gpt4_vicuna7b/generate_qa/llava-150k/generate_llava_qa_conv.yaml \
-        --options model.llm_model=/models/vicuna-7b model.finetuned=/ckpt/vigc7b_minigpt4_llava.pth
-    python vigc_demo.py --cfg-path A.yaml --cfg-path2 B.yaml --device0 0 --device1 1   # any two models
+    python vigc_demo.py --device0 cpu
+    python vigc_demo.py --device0 0 --device1 1
 
-Models: without --cfg-path the demo serves the original demo's two models (MODEL_CKPT there; PAPER_MODELS in
-vigc/demo/models.py holds their configs and weight paths: edit it, or use --cfg-path/--options) when all their
-weights are present, and the embedded default model (it runs on a CPU) otherwise. --device1 (or --cfg-path2)
-adds a second model: --cfg-path2, else the first model's config again.
-
-Then open the printed URL (http://127.0.0.1:7860 by default). The page is served on this machine only unless
-you pass --host 0.0.0.0 (your network) or --share (a temporary public gradio.live link). Saved QA records go to
-output/demo/ (see vigc/demo/records.py).
+Kept so that the original's command lines keep working; the command is `vigc.cli.demo`.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
-import os
 import sys
-from pathlib import Path
 
-# Before Gradio is imported: no usage statistics and no version check leave this machine.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-from vigc.demo.uploads import DEFAULT_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_PIXELS  # noqa: E402
-from vigc.errors import VIGCError  # noqa: E402
-
-logger = logging.getLogger("vigc.demo")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--cfg-path", default=None, help="config of the first model (default: the paper's models, see above)"
-    )
-    parser.add_argument("--cfg-path2", default=None, help="config of a second model shown side by side")
-    parser.add_argument("--options", nargs="+", default=[], help="overrides for the first model: section.key=value")
-    parser.add_argument("--options2", nargs="+", default=[], help="overrides for the second model")
-    parser.add_argument(
-        "--device0", default="auto", help="device of the first model: a GPU id (0, 1, ...), cuda:N, cpu or auto"
-    )
-    parser.add_argument(
-        "--device1", default=None, help="device of the second model (a GPU id, cuda:N, cpu, auto); adds it if needed"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
-    parser.add_argument("--output-dir", type=Path, default=Path("output/demo"), help="where saved records go")
-    parser.add_argument(
-        "--examples", type=Path, default=None, help="folder of example images (default: the packaged sample scenes)"
-    )
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest upload")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_UPLOAD_PIXELS, help="largest width x height")
-    parser.add_argument(
-        "--step-delay", type=float, default=0.0, help="seconds to wait after each generation step (to watch streaming)"
-    )
-    parser.add_argument("--verbose", action="store_true", help="also log every web request")
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace) -> None:
-    """Load the models (errors before any server starts), build the page and serve it."""
-    from vigc.demo.app import DemoHandlers, build_app, launch_app
-    from vigc.demo.examples import SAMPLE_IMAGES, find_images
-    from vigc.demo.models import choose_models, load_demo_model
-
-    options = (tuple(args.options), tuple(args.options2))
-    chosen = choose_models(args.cfg_path, args.cfg_path2, (args.device0, args.device1), options)
-    models = [load_demo_model(c.cfg_path, c.device, c.options, c.name) for c in chosen]
-    if len({m.label for m in models}) < len(models):
-        models[1].name += " (2)"
-    examples = find_images(args.examples or SAMPLE_IMAGES)
-    handlers = DemoHandlers(models, args.output_dir, args.max_upload_mb, args.max_pixels, args.step_delay)
-    app = build_app(handlers, examples)
-    allowed = [p.parent.resolve() for p in examples[:1]]
-    launch_app(app, host=args.host, port=args.port, share=args.share, max_mb=args.max_upload_mb, allowed=allowed)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Keep the log to the demo's own lines: the HTTP client logs every request Gradio makes to itself, and
-    transformers draws a progress bar for every weight file."""
-    for name in ("httpx", "httpcore", "uvicorn.access", "urllib3"):
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
-    if not verbose:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_libraries(args.verbose)
-    try:
-        run(args)
-    except VIGCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+from vigc.cli.demo import main
 
 if __name__ == "__main__":
     sys.exit(main())

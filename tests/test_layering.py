@@ -1,7 +1,10 @@
 """The package's layering (STYLE.md): a module imports only from its own layer or below, never upwards.
 
 errors, registry, dist, config → models → data → generation → training, eval → tasks → tools, demo, builtins
-(the command line, the demo and the registration of every builder). Imports inside functions count too.
+(the programs, the demo and the registration of every builder) → cli (the ``vigc`` command). Imports inside
+functions count too; those of an ``if __name__ == "__main__":`` block do not: it runs only when the module is run
+as a program (``python -m vigc.tools.merge_records`` hands its arguments to `vigc.cli`), so it is the command
+line's code, never imported with the module.
 """
 
 from __future__ import annotations
@@ -25,12 +28,28 @@ LAYERS = {
     "tools": 6,
     "demo": 6,
     "builtins": 6,
+    "cli": 7,
 }
+
+
+def _is_main_block(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":``"""
+    test = node.test if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
 
 
 def _imports(path: Path) -> list[str]:
     names = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    module = ast.parse(path.read_text(encoding="utf-8"))
+    module.body = [node for node in module.body if not _is_main_block(node)]
+    for node in ast.walk(module):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.append(node.module)
             names += [f"{node.module}.{alias.name}" for alias in node.names if node.module == "vigc"]
@@ -59,7 +78,11 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
 
 
-def test_the_scan_sees_function_level_imports(tmp_path: Path) -> None:
+def test_the_scan_sees_function_level_imports_but_not_the_main_block(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from vigc.tasks.train import run_training\n    import vigc.demo.app\n")
-    assert _imports(module) == ["vigc.tasks.train", "vigc.demo.app"]
+    module.write_text(
+        "def f():\n    from vigc.tasks.train import run_training\n    import vigc.demo.app\n"
+        'if __name__ == "__main__":\n    from vigc.cli.merge import main\n'
+        'if __name__ == "vigc.x":\n    import vigc.cli.main\n'
+    )
+    assert _imports(module) == ["vigc.tasks.train", "vigc.demo.app", "vigc.cli.main"]

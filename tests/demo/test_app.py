@@ -13,6 +13,7 @@ import pytest
 
 gr = pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
 
+from vigc.cli.main import build_parser  # noqa: E402
 from vigc.demo.app import DemoHandlers, Generation, build_app, settings_from_page  # noqa: E402
 from vigc.demo.controls import SETTING_FIELDS  # noqa: E402
 from vigc.demo.models import DemoModel, load_demo_model  # noqa: E402
@@ -119,7 +120,7 @@ def test_the_command_line_reports_a_bad_config_and_exits_2(tmp_path: Path, capsy
     cli = _cli()
     assert cli.main(["--cfg-path", str(tmp_path / "nope.yaml")]) == 2
     assert "does not exist; check the path given to --cfg-path" in capsys.readouterr().err
-    args = cli.parse_args([])
+    args = build_parser().parse_args(["demo"])
     assert (args.host, args.port, args.share, args.device0, args.device1) == ("127.0.0.1", 7860, False, "auto", None)
     assert args.cfg_path is None and args.step_delay == 0
 
@@ -146,7 +147,7 @@ def test_device0_and_device1_start_two_models(monkeypatch: pytest.MonkeyPatch, t
 
 def test_help_explains_the_devices_and_the_models(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        _cli().parse_args(["--help"])
+        build_parser().parse_args(["demo", "--help"])
     usage = " ".join(capsys.readouterr().out.split())
     assert "--device0 DEVICE0 device of the first model: a GPU id (0, 1, ...), cuda:N, cpu or auto" in usage
     assert "--device1 DEVICE1 device of the second model" in usage

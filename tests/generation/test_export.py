@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from vigc.cli.merge import main
 from vigc.generation.export import (
     ExportError,
     export_llava,
@@ -18,7 +19,6 @@ from vigc.generation.export import (
 )
 from vigc.generation.inputs import KEY_SEPARATOR, read_inputs
 from vigc.generation.records import RecordWriter, RunPaths, write_run_info, writer_tag
-from vigc.tools.merge_records import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from vigc.cli.merge import main
 from vigc.data.prompts import GQ_INSTRUCTION
 from vigc.generation.export import ExportError
 from vigc.generation.records import RecordWriter, RunPaths, write_run_info, writer_tag
 from vigc.generation.result_files import eval_result_entries, remove_duplicate, write_result_files
-from vigc.tools.merge_records import main
 
 LLAVA_FIELDS = [
     "image",

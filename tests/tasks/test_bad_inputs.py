@@ -26,6 +26,7 @@ import torch
 import yaml
 
 import vigc
+import vigc.tasks.generate
 import vigc.tasks.train
 from vigc.generation import records as records_module
 
@@ -127,6 +128,14 @@ def _coco_config(tmp: Path, **build_info: str) -> str:
     return yaml.safe_dump(config)
 
 
+def _training_dataset_config(tmp: Path) -> str:
+    """The default generation config reading a training dataset (an annotation of QA to learn from)."""
+    config = yaml.safe_load((PACKAGE / "projects" / "default" / "generate_qa.yaml").read_text())
+    config["run"]["output_dir"] = str(tmp / "out")
+    config["datasets"] = yaml.safe_load(_train_config(tmp).read_text())["datasets"]
+    return yaml.safe_dump(config)
+
+
 def _broken_json(tmp: Path) -> Path:
     return _write(tmp, "bad.json", b'[{"image": "\xff')
 
@@ -181,6 +190,10 @@ GENERATION_CASES: dict[str, tuple[Case, str]] = {
         ],
         "is not readable JSON",
     ),
+    "training dataset": (
+        lambda tmp: ["--cfg-path", str(_write(tmp, "mixed.yaml", _training_dataset_config(tmp)))],
+        "datasets.instruct_blip_llava_conv_vig is a training dataset",
+    ),
     "training config": (
         lambda tmp: ["--cfg-path", "vigc/projects/instruct_blip_vicuna7b/vigc/okvqa/normal_vigc.yaml"],
         "train.py",
@@ -228,11 +241,11 @@ TRAINING_CASES: dict[str, tuple[Case, str]] = {
 }
 
 
-def _forbid_heavy(monkeypatch: pytest.MonkeyPatch, entries: dict[str, ModuleType]) -> None:
+def _forbid_heavy(monkeypatch: pytest.MonkeyPatch) -> None:
     def heavy(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a model was built before the config was fully checked")
 
-    monkeypatch.setattr(entries["evaluate"], "build_model", heavy)
+    monkeypatch.setattr(vigc.tasks.generate, "build_model", heavy)
     monkeypatch.setattr(vigc.tasks.train, "build_training_model", heavy)
 
 
@@ -251,7 +264,7 @@ def test_bad_generation_configs_are_one_message_before_anything_heavy(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     make, expected = GENERATION_CASES[case]
-    _forbid_heavy(monkeypatch, entries)
+    _forbid_heavy(monkeypatch)
     monkeypatch.chdir(REPO)
     rc = entries["evaluate"].main(make(tmp_path))
     _assert_one_message(rc, capsys.readouterr().err, expected, tmp_path)
@@ -266,7 +279,7 @@ def test_bad_training_configs_are_one_message_before_anything_heavy(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     make, expected = TRAINING_CASES[case]
-    _forbid_heavy(monkeypatch, entries)
+    _forbid_heavy(monkeypatch)
     monkeypatch.chdir(REPO)
     rc = entries["train"].main(make(tmp_path))
     _assert_one_message(rc, capsys.readouterr().err, expected, tmp_path)

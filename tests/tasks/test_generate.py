@@ -367,3 +367,18 @@ def test_question_starts_are_drawn_per_image_and_checked() -> None:
         instruct_blip_llava_vig(vic_mode="compat", question_starts={"How many": 1.0})
     with pytest.raises(ConfigError, match="weights above 0; got 'Is the': 0"):
         instruct_blip_llava_vig(question_starts={"How many": 1.0, "Is the": 0})
+
+
+def test_generation_tasks_are_told_from_training_tasks_by_their_protocol() -> None:
+    from vigc.builtins import register_all
+    from vigc.registry import TASKS
+    from vigc.tasks.generate import GenerationTask
+
+    register_all()
+    generates = {name: isinstance(TASKS.get(name)(), GenerationTask) for name in TASKS.names()}
+    assert generates == {
+        "instruct_blip_caption": False,
+        "instruct_blip_llava_vig": True,
+        "instruct_blip_vqa": False,
+        "instruct_blip_vqg": True,
+    }

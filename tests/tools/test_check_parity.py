@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vigc.cli.check_parity import main
 from vigc.tools import check_parity
 
 
@@ -21,7 +22,7 @@ def one_thread():  # type: ignore[no-untyped-def]
 
 
 def test_every_golden_passes(reference_fixture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert check_parity.main([str(reference_fixture)]) == 0
+    assert main([str(reference_fixture)]) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out
     for golden in ("a_vision", "b_vision_feats", "c_forward", "d_generate", "e_generate_multi", "h_predict_by_rank"):
@@ -56,5 +57,7 @@ def test_a_shifted_tensor_fails(reference_fixture: Path, tmp_path: Path) -> None
 
 
 def test_not_a_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert check_parity.main([str(tmp_path)]) == 2
+    assert main([str(tmp_path)]) == 2
     assert "not a parity fixture" in capsys.readouterr().err
+    assert main([str(tmp_path), "--only", "a_vision", "z_nothing"]) == 2
+    assert "no check named z_nothing; the checks are: load_routes, pixels, a_vision" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`python -m vigc.tools.export_hf`: transformers InstructBLIP folders out of VIGC models, and back in."""
+"""`vigc export-hf`: transformers InstructBLIP folders out of VIGC models, and back in."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
 
 from vigc.builtins import register_all
+from vigc.cli.export_hf import main
 from vigc.config import build_model
 from vigc.data.processors import EvalImageProcessor
 from vigc.errors import ConfigError
@@ -20,7 +21,6 @@ from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import vigc_default
 from vigc.models.hf_interop import export_instructblip
 from vigc.models.vigc_model import VIGCModel
-from vigc.tools.export_hf import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CFG = str(REPO_ROOT / "vigc" / "projects" / "default" / "generate_qa.yaml")

@@ -11,13 +11,10 @@ from pathlib import Path
 from PIL import Image
 
 from vigc.data.images import BadImageError, load_rgb
+from vigc.demo.limits import DEFAULT_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_PIXELS
 from vigc.demo.settings import DemoInputError
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_UPLOAD_PIXELS", "load_upload"]
-
-DEFAULT_MAX_UPLOAD_MB = 20.0
-# 50 megapixels: any photo; the model sees 224 x 224 anyway.
-DEFAULT_MAX_UPLOAD_PIXELS = 50_000_000
 
 
 def load_upload(

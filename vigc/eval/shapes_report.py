@@ -1,6 +1,6 @@
 """Data quality of a VIGC model on held-out synthetic scenes: VIG-only answers against compat, default, verify VIC.
 
-    python -m vigc.eval.shapes_report --model default --scenes 200 --seed 999
+    vigc report --model default --scenes 200 --seed 999
 
 draws `--scenes` scenes with a seed not used in training, generates one QA per scene and LLaVA task (conv, desc,
 comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `default`: ours; `verify`: VIG's
@@ -19,14 +19,15 @@ scenes' ground truth (`vigc.eval.shapes_metrics`) and prints, per task and side 
 `--json` prints the same numbers as one JSON object instead of Markdown tables; `--out DIR` writes every record
 (`records.jsonl`) and the report (`report.md`, `report.json`).
 
-    python -m vigc.eval.shapes_report --records output/default/<run id> --ground-truth vigc/assets/sample_images
+    vigc report --records output/default/<run id> --ground-truth vigc/assets/sample_images
 
 scores an existing generation run instead (e.g. `evaluate.py` on the packaged sample images, whose `scenes.json`
 lies beside them, on images written by `python -m vigc.data.shapes`, or a `records.jsonl` this report wrote): one
 VIC column per generation mode found in the records (`mode`, or the run's `provenance.vic.mode`).
 
-The answer columns come from `VIC_ANSWER_FIELDS` (VIC mode → the record field holding its answer): a new VIC
-mode is one entry there.
+The command line is `vigc.cli.report` (`python -m vigc.eval.shapes_report` takes the same arguments); this module
+holds the work. The answer columns come from `VIC_ANSWER_FIELDS` (VIC mode → the record field holding its answer):
+a new VIC mode is one entry there.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ import torch
 
 from vigc.data.processors import EvalImageProcessor
 from vigc.data.prompts import GENERATION_INSTRUCTIONS
-from vigc.data.shapes import make_scenes, read_scenes
+from vigc.data.shapes import make_scenes
 from vigc.data.shapes_questions import TASKS, question_starts
 from vigc.data.shapes_scene import Scene, render_scene
-from vigc.errors import ConfigError, VIGCError
+from vigc.errors import ConfigError
 from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
@@ -63,12 +64,14 @@ __all__ = [
     "answer_sources",
     "build_model_by_name",
     "format_report",
+    "generate_and_score",
     "generate_records",
-    "main",
+    "json_safe",
     "read_records",
     "report_data",
     "score_by_mode",
     "score_records",
+    "write_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -313,14 +316,14 @@ def format_report(data: dict[str, Any]) -> str:
     )
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN (undefined ratios) → null, so that the output is valid JSON."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -381,7 +384,12 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     )
 
 
-def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QAScore]], list[dict[str, Any]]]:
+def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QAScore]], list[dict[str, Any]]]:
+    """Draw the held-out scenes, generate in each mode of ``args.modes`` and score (``vigc report``'s arguments).
+
+    Returns:
+        The report's header (settings and speed), the scores by mode and every record.
+    """
     model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
@@ -406,80 +414,15 @@ def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QASc
     return header, score_by_mode(records, by_image), records
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line arguments."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="'default' (the packaged model) or a config YAML")
-    parser.add_argument("--finetuned", default=None, help="weights to apply over the model's")
-    parser.add_argument("--scenes", type=int, default=200, help="held-out scenes")
-    parser.add_argument("--seed", type=int, default=999, help="seed of the held-out scenes (training used 0)")
-    modes = list(VIC_ANSWER_FIELDS)
-    parser.add_argument("--modes", nargs="+", default=modes, choices=modes, help="VIC modes to compare")
-    parser.add_argument("--beams", type=int, default=5)
-    parser.add_argument("--max-len", type=int, default=250)
-    parser.add_argument("--answer-length", type=int, default=4, help="compat: VIC steps")
-    parser.add_argument(
-        "--max-sentences", type=int, default=12, help="default, verify: most sentences per answer (generate_qa.yaml's)"
-    )
-    parser.add_argument(
-        "--verify-margin", type=float, default=VICSettings.verify_margin, help="verify: how much more likely a rewrite"
-    )
-    parser.add_argument(
-        "--gen-style", choices=["vig", "vic"], default="vig", help="VIC prompt: instruction + question, or question"
-    )
-    parser.add_argument(
-        "--question-starts",
-        action="store_true",
-        help="default, verify: conv and comp questions start with drawn words (run.question_starts)",
-    )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--records", type=Path, default=None, help="score this run folder / records file instead")
-    parser.add_argument("--ground-truth", type=Path, default=None, help="scenes.json (or its folder) for --records")
-    parser.add_argument("--json", action="store_true", help="print the numbers as one JSON object, not tables")
-    parser.add_argument("--out", type=Path, default=None, help="write records.jsonl, report.md and report.json here")
-    return parser.parse_args(argv)
-
-
-def _write(out: Path, records: Sequence[dict[str, Any]], text: str, data: dict[str, Any]) -> None:
+def write_report(out: Path, records: Sequence[dict[str, Any]], text: str, data: dict[str, Any]) -> None:
+    """Write ``records.jsonl``, ``report.md`` (`text`) and ``report.json`` (`data`) into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     (out / "report.md").write_text(text + "\n", encoding="utf-8")
     (out / "report.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Generate (or read) records, score them and print the report."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.records is not None and args.ground_truth is None:
-        raise SystemExit("--records needs --ground-truth (the scenes.json of the images, or its folder)")
-    threads = torch.get_num_threads()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        if args.records is not None:
-            records = read_records(args.records)
-            if not records:
-                raise ValueError(f"no records in {args.records}")
-            scores = score_by_mode(records, read_scenes(args.ground_truth))
-            header = f"{len(records)} records from {args.records}"
-        else:
-            header, scores, records = _generate(args)
-        data = report_data(scores)
-        text = header + "\n\n" + format_report(data)
-        data = _json_safe({"header": header, **data})
-        print(json.dumps(data, indent=1) if args.json else text)
-        if args.out is not None:
-            _write(args.out, records, text, data)
-    except (VIGCError, OSError, ValueError) as exc:  # a missing file, a bad config, records without ground truth
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        torch.set_num_threads(threads)  # called in-process (tests, notebooks): leave the caller's setting alone
-    return 0
+if __name__ == "__main__":  # the command line is the top layer: imported only when run as a program
+    from vigc.cli.report import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

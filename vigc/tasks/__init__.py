@@ -1,4 +1,5 @@
-"""Workflows, one module each: ``train`` (training), ``generate_llava`` and ``generate_vqa`` (data generation).
+"""Workflows: ``train`` (`run_training`) and ``generate`` (`run_generation`), each reading top to bottom; the
+generation tasks they run are ``generate_llava`` and ``generate_vqa``.
 
-Importing a module registers its tasks in `vigc.registry.TASKS`; `vigc.builtins.register_all` imports them all.
+Importing a task module registers its tasks in `vigc.registry.TASKS`; `vigc.builtins.register_all` imports them all.
 """

@@ -2,7 +2,7 @@
 
 Reads top to bottom: settings → run folder → this process's images → batches (VIG + VIC, one record per
 image, task and sample index, appended as made) → merge and exports on rank 0. `run.task:
-instruct_blip_llava_vig` in the original configs; `evaluate.py` runs it.
+instruct_blip_llava_vig` in the original configs; `vigc.tasks.generate.run_generation` runs it.
 """
 
 from __future__ import annotations
@@ -76,8 +76,6 @@ class LlavaGeneration:
     fsync: bool
     device: str
     question_starts: tuple[tuple[str, float], ...] = ()
-
-    kind = "generate"
 
     def question_starts_for(self, keys: list[str], k: int) -> list[str | None] | None:
         """The drawn question start of each image key for sample `k` (the same on every resume), or None."""

@@ -3,7 +3,8 @@
 gq (`generate_task: gq`): for each image, a question-start word is drawn (count-weighted with `weighted_sample`)
 and the model writes `Question: {word} ... Answer: ...`; the run ends with `question.json`. ga (`generate_task:
 ga`): each question of that file is answered with every beam and a weight per beam; the run ends with
-`question_answer.json`, the input of the COCO-pseudo training set. `evaluate.py` runs both.
+`question_answer.json`, the input of the COCO-pseudo training set. `vigc.tasks.generate.run_generation` runs
+both.
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ class VQAGeneration:
     seed: int
     fsync: bool
     device: str
-
-    kind = "generate"
 
     def run(
         self,

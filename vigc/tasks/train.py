@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast, get_type_hints
+from typing import Any, Literal, cast, get_type_hints
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -189,14 +189,12 @@ class TrainingTask:
     """A training task built from a ``run`` section.
 
     Attributes:
-        kind: ``"train"`` (entry points check it: evaluate.py runs ``"generate"`` tasks only).
         name: The registered task name.
         validation: How it validates (``vqa`` or ``caption``).
         settings: The run settings.
         generate: Decoding settings for validation.
     """
 
-    kind: ClassVar[str] = "train"
     name: str
     validation: ValidationKind
     settings: TrainSettings
@@ -238,7 +236,9 @@ def training_task(cfg: DictConfig, *, source: str) -> TrainingTask:
         GenerateConfig.from_mapping(kwargs["generate_cfg"], source=source)
     task = builder(**kwargs)
     if not isinstance(task, TrainingTask):
-        raise ConfigError(f"{source}: run.task {name!r} is not a training task; run it with evaluate.py.")
+        raise ConfigError(
+            f"{source}: run.task {name!r} is not a training task; run it with `vigc generate` (evaluate.py)."
+        )
     return task
 
 

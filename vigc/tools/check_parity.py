@@ -1,6 +1,7 @@
 """Recompute the golden outputs of a parity fixture (made by the original VIGC code) and compare.
 
-Usage: `python -m vigc.tools.check_parity FIXTURE_DIR [--only NAME ...] [--threads 1]`
+Usage: `vigc check-parity FIXTURE_DIR [--only NAME ...] [--threads 1]` (`vigc.cli.check_parity`), or the same
+arguments to `python -m vigc.tools.check_parity`.
 
 The model is built from the fixture's files through the normal loading path (`vigc_model` with the EVA ViT
 file, the trimmed LAVIS checkpoint, the LLM directory and the BERT tokenizer directory); the full LAVIS file
@@ -10,7 +11,6 @@ when a tensor differs beyond the manifest's tolerances or any text or token id d
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 from PIL import Image
-from transformers.utils import logging as hf_logging
 
 from vigc.data.processors import EvalImageProcessor
 from vigc.data.prompts import GENERATION_INSTRUCTIONS
@@ -371,7 +370,14 @@ def load_fixture(root: Path) -> Fixture:
 
 
 def run_checks(root: Path, only: list[str] | None = None) -> list[Check]:
-    """Run every known golden present in the fixture (or those named in `only`)."""
+    """Run every known golden present in the fixture (or those named in `only`).
+
+    Raises:
+        VIGCError: `root` is not a fixture, or `only` names a check that does not exist.
+    """
+    unknown = sorted(set(only or ()) - set(CHECKS))
+    if unknown:
+        raise VIGCError(f"no check named {', '.join(unknown)}; the checks are: {', '.join(CHECKS)}.")
     fx = load_fixture(root)
     model = build_model(root, "b")
     results: list[Check] = []
@@ -384,27 +390,7 @@ def run_checks(root: Path, only: list[str] | None = None) -> list[Check]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("fixture_dir", type=Path)
-    parser.add_argument("--only", nargs="*", choices=sorted(CHECKS), help="run only these goldens")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the goldens used 1)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    hf_logging.disable_progress_bar()
-    torch.set_num_threads(args.threads)
-    try:
-        results = run_checks(args.fixture_dir, args.only)
-    except VIGCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for check in results:
-        status = "ok  " if check.ok else "FAIL"
-        print(f"{status} {check.name:<60} diff={check.diff:.3g} tol={check.tolerance:g} {check.detail}")
-    failed = [c for c in results if not c.ok]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+if __name__ == "__main__":  # the command line is the top layer: imported only when run as a program
+    from vigc.cli.check_parity import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
-"""Export the model of a VIGC config as a transformers InstructBLIP folder.
+"""Export the model of a VIGC config as a transformers InstructBLIP folder: `export`, run by ``vigc export-hf``.
 
-    python -m vigc.tools.export_hf --cfg-path vigc/projects/default/generate_qa.yaml --out export/default
-    python -m vigc.tools.export_hf --cfg-path CFG --out DIR --options model.finetuned=/ckpt/vigc.pth
+    vigc export-hf --cfg-path vigc/projects/default/generate_qa.yaml --out export/default
+    python -m vigc.tools.export_hf --cfg-path CFG --out DIR --options model.finetuned=/ckpt/vigc.pth   # the same
 
 The folder (config.json, safetensors with every weight including the LLM, generation_config.json, the processor
 with both tokenizers) loads with `InstructBlipForConditionalGeneration.from_pretrained(DIR)` and
@@ -12,7 +12,6 @@ with both tokenizers) loads with `InstructBlipForConditionalGeneration.from_pret
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -43,24 +42,7 @@ def export(cfg_path: str, out_dir: Path, options: list[str], merge_lora: bool = 
     return export_instructblip(model, out_dir, image_mean=CLIP_MEAN, image_std=CLIP_STD, merge_lora=merge_lora)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cfg-path", required=True, help="a VIGC config whose `model` section to export")
-    parser.add_argument("--out", required=True, type=Path, help="destination folder")
-    parser.add_argument("--options", nargs="+", default=[], help="overrides: section.key=value ...")
-    parser.add_argument("--merge-lora", action="store_true", help="fold LoRA adapters into the LLM weights")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        report = export(args.cfg_path, args.out, args.options, merge_lora=args.merge_lora)
-    except (VIGCError, OSError) as exc:  # OSError: an unwritable destination
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    adapter = f"; LoRA adapters in {report.adapter_dir}" if report.adapter_dir else ""
-    print(f"exported {report.num_tensors} tensors to {report.out_dir} (LoRA: {report.lora}{adapter})")
-    return 0
+if __name__ == "__main__":  # the command line is the top layer: imported only when run as a program
+    from vigc.cli.export_hf import main
 
-
-if __name__ == "__main__":
     sys.exit(main())
