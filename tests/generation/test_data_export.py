@@ -167,7 +167,7 @@ def test_the_card_names_model_settings_counts_and_says_when_no_report_was_run(
 
 
 def test_the_card_reports_quality_numbers_of_a_shapes_report(tmp_path: Path) -> None:
-    from vigc.eval import shapes_report
+    from vigc.cli import report as shapes_report
 
     scenes = REPO / "vigc/assets/sample_images"
     image = sorted(scenes.glob("*.png"))[0].name
