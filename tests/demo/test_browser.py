@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from vigc.data.shapes import make_scenes
+from vigc.data.shapes_scene import render_scene
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("VIGC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -36,8 +39,10 @@ GENERATE_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 800}
 # A test hook of vigc_demo.py: a pause after every generation step, so a step is on the page before the run ends.
 STEP_DELAY_S = 1.0
-# A packaged scene on which VIC changes the answer of the default model (detailed description, default VIC).
-CHANGED_BY_VIC = "shapes_123_000007.png"
+# A held-out scene (seed 999, index 0) on which default VIC changes the default model's complex-reasoning answer
+# (on the packaged samples VIC keeps every answer of the current model).
+CHANGED_BY_VIC = "shapes_999_000000.png"
+CHANGED_TASK = "complex reasoning"
 
 if not CHROMIUM.is_file():
     pytest.skip(
@@ -96,6 +101,7 @@ def demo_url(demo_config: Path, tmp_path: Path) -> Iterator[str]:
 def test_upload_generate_and_save_in_a_browser(demo_url: str, example_image: Path, tmp_path: Path) -> None:
     # The browser itself refuses files that are not images; a cut-off PNG gets through to the server's check.
     (tmp_path / "cut.png").write_bytes(example_image.read_bytes()[:60])
+    render_scene(make_scenes(1, 999)[0]).save(tmp_path / CHANGED_BY_VIC)
     external: list[str] = []
     started = time.monotonic()
     with sync_playwright() as playwright:
@@ -117,10 +123,11 @@ def test_upload_generate_and_save_in_a_browser(demo_url: str, example_image: Pat
             page.click("#vigc-upload button[aria-label='Remove Image']")
             page.wait_for_function("!document.querySelector('#vigc-upload-message .vigc-error')")
             assert page.inner_text("#vigc-status").strip() == ""  # the last image's messages went with it
-            page.set_input_files("#vigc-upload input[type=file]", str(example_image.with_name(CHANGED_BY_VIC)))
+            page.set_input_files("#vigc-upload input[type=file]", str(tmp_path / CHANGED_BY_VIC))
             page.wait_for_selector("#vigc-upload-message .vigc-info")
             assert page.locator("#vigc-upload img").first.is_visible()  # the picture where it was dropped
             _assert_on_first_screen(page, "#vigc-generate")
+            page.get_by_label(CHANGED_TASK).check()
             page.click("#vigc-generate")
 
             page.wait_for_selector("#vigc-result-0 .vigc-step", timeout=GENERATE_TIMEOUT_MS)

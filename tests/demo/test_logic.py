@@ -200,14 +200,16 @@ def test_sampling_is_reproducible_with_its_seed(demo_model: DemoModel, image: Im
 
 
 def test_okvqa_style_asks_then_scores_every_beam(demo_model: DemoModel, image: Image.Image) -> None:
-    result = run_generation(demo_model, image, replace(FAST, task="okvqa", num_beams=3))
-    assert result.question_pass is not None and result.question and result.valid
-    assert result.raw_output.startswith("Question: ")
-    assert len(result.beams) == 3 and result.answer == result.beams[0].answer
-    assert [b.weight for b in result.beams] == sorted((b.weight for b in result.beams), reverse=True)
-    own = run_generation(demo_model, image, replace(FAST, task="okvqa", question=QUESTION))
-    assert own.question == QUESTION and own.question_pass is None and own.answer_pass is not None
+    # The embedded model never saw the OKVQA-style instruction in training: after the drawn start word it mostly
+    # writes scene sentences, not a question. The pass must say so (no question: not usable), not invent one.
+    asked = run_generation(demo_model, image, replace(FAST, task="okvqa", num_beams=3))
+    assert asked.question_pass is not None and asked.raw_output.startswith("Question: ")
+    assert asked.valid == bool(asked.question) and (asked.question is not None or asked.answer_pass is None)
+    own = run_generation(demo_model, image, replace(FAST, task="okvqa", num_beams=3, question=QUESTION))
+    assert own.question == QUESTION and own.question_pass is None and own.answer_pass is not None and own.valid
     assert own.answer_pass.prompt == f"Question: {QUESTION} Short answer:"
+    assert len(own.beams) == 3 and own.answer == own.beams[0].answer
+    assert [b.weight for b in own.beams] == sorted((b.weight for b in own.beams), reverse=True)
 
 
 # ---- display -------------------------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ def test_saved_records_have_the_generation_fields_and_merge(
 
 
 def test_saved_okvqa_records_are_answer_pass_records(demo_model: DemoModel, image: Image.Image, tmp_path: Path) -> None:
-    result = run_generation(demo_model, image, replace(FAST, task="okvqa"))
+    result = run_generation(demo_model, image, replace(FAST, task="okvqa", question=QUESTION))  # the ga pass
     saved = save_result(result, image, tmp_path)
     record = json.loads(saved.records_file.read_text())
     assert saved.records_file.parent.name == "vqg_answer" and len(record["answer"]) == len(record["weight"]) == 1
