@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from vigc.errors import ConfigError
 
-StopCondition = Callable[[torch.Tensor], torch.Tensor]
-"""Called with the generated ids (N, T) after each step; returns a bool (N,) of rows to finish now."""
+if TYPE_CHECKING:  # text_generation imports the settings from here
+    from vigc.models.text_generation import StopRule
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def _start_ids(n: int, settings: DecodingSettings, device: torch.device) -> torc
 def decode(
     inputs: DecodingInputs,
     settings: DecodingSettings,
-    stop: StopCondition | None = None,
+    stop: StopRule | None = None,
     generator: torch.Generator | None = None,
 ) -> DecodingOutput:
     """Decode with `settings`; greedy/sampling when `num_beams == 1`, beam search otherwise.
@@ -235,7 +235,7 @@ def _expand(inputs: DecodingInputs, times: int) -> tuple[torch.Tensor, torch.Ten
 def _sample_or_greedy(
     inputs: DecodingInputs,
     settings: DecodingSettings,
-    stop: StopCondition | None,
+    stop: StopRule | None,
     generator: torch.Generator | None,
 ) -> DecodingOutput:
     """4.33 `greedy_search`/`sample`: processors on raw logits; finished rows are padded."""
@@ -350,7 +350,7 @@ def _select_beams(
     return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
 
 
-def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopCondition | None) -> DecodingOutput:
+def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopRule | None) -> DecodingOutput:
     """4.33 `beam_search`: processors on log-softmax scores, 2K candidates, `cur_len` stopping heuristic."""
     k = settings.num_beams
     embeds, mask = _expand(inputs, k)
@@ -408,30 +408,26 @@ def _enough_live(state: _BeamState, top_ids: torch.Tensor, stopped: torch.Tensor
     return True
 
 
-def _stops_by_row(stop: StopCondition | None, ids: torch.Tensor, vocab: int) -> torch.Tensor | None:
+def _stops_by_row(stop: StopRule | None, ids: torch.Tensor, vocab: int) -> torch.Tensor | None:
     """(N*K, V) ended flags for every extension, when the rule says per row whether every `may_stop` token ends
-    it (`extension_ends`, the sentence rule): nothing to decode per candidate. None otherwise."""
-    may_stop = getattr(stop, "may_stop", None)
-    extension_ends = getattr(stop, "extension_ends", None)
-    if may_stop is None or extension_ends is None:
+    it (`StopRule.extension_ends`, e.g. the sentence rule): nothing to decode per candidate. None otherwise."""
+    if stop is None:
         return None
-    rows = extension_ends(ids)
-    return None if rows is None else rows.cpu()[:, None] & may_stop(torch.arange(vocab))[None, :]
+    rows = stop.extension_ends(ids)
+    return None if rows is None else rows.cpu()[:, None] & stop.may_stop(torch.arange(vocab))[None, :]
 
 
 def _stopped_extensions(
-    stop: StopCondition | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
+    stop: StopRule | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
 ) -> torch.Tensor | None:
     """For a stop rule under beam search: which (row, token) candidate extensions end a hypothesis."""
     if stop is None:
         return None
-    may_stop = getattr(stop, "may_stop", None)
     flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
     pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
-    if may_stop is not None:  # a cheap pre-filter the rule offers: skip candidates that cannot end anything
-        tokens = sorted({t for _, t in pairs})
-        allowed = {t for t, ok in zip(tokens, may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
-        pairs = {(r, t) for r, t in pairs if t in allowed}
+    tokens = sorted({t for _, t in pairs})  # the rule's cheap pre-filter: skip candidates that cannot end anything
+    allowed = {t for t, ok in zip(tokens, stop.may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
+    pairs = {(r, t) for r, t in pairs if t in allowed}
     if not pairs:
         return flags
     ordered = sorted(pairs)
