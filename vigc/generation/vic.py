@@ -5,10 +5,11 @@ Three behaviours, chosen by `VICSettings.mode`:
 * `compat` is the original `InstructBlipLLavaVIGTask.valid_step`: `answer_length` fixed VIC steps, each decoding a
   full `max_len` output and keeping the text before the first "." (or the first `\\n\\n` block in paragraph mode),
   `last_infer_all`, `gen_style` vig/vic, `answer_given_question`, empty answers kept.
-* `default` encodes each image once and reuses the embeddings, stops every step's decoding at the end of its
-  sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or `max_sentences`,
-  splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch, and rejects
-  invalid or empty QA instead of writing them.
+* `default` encodes each image once and reuses the embeddings, stops VIG at the end of its question (the VIC
+  steps write the answer; VIG's own answer is decoded only with `vig_answer`), stops every step's decoding at the
+  end of its sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or
+  `max_sentences`, splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch,
+  and rejects invalid or empty QA instead of writing them.
 * `verify` (beyond the original) re-reads the image for each sentence of VIG's answer: a VIC step writes its own
   version of that sentence from the question and the sentences accepted so far, and VIG's sentence is replaced
   only when the rewrite is clearly more likely under that same re-read (`verify_margin`, in mean log-probability
@@ -17,6 +18,9 @@ Three behaviours, chosen by `VICSettings.mode`:
 
 Before every VIC step the Q-Former reads the image again with the text so far as its instruction: the prompt is
 both the Q-Former text and the LLM prompt.
+
+The model is used only through `vigc.models.text_generation`'s Protocols: `VisualPromptModel` (image encoding,
+prompt embeddings, continuation scores, the tokenizer) and its `TextGenerator`, with `StopRule`s.
 """
 
 from __future__ import annotations
@@ -29,11 +33,20 @@ import torch
 from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_output, vig_prompt
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
-from vigc.generation.parsing import parse_question_answer
+from vigc.generation.parsing import QuestionStop, parse_question_answer
 from vigc.models.decoding import DecodingSettings
-from vigc.models.vigc_model import GenerationOutput, VIGCModel
+from vigc.models.text_generation import GeneratedText, StopRule, VisualPromptModel
 
-__all__ = ["MODES", "GenerationStats", "QAResult", "VICSettings", "vic_base_prompt", "vic_steps", "vig_vic"]
+__all__ = [
+    "MODES",
+    "GenerationStats",
+    "QAResult",
+    "VICSettings",
+    "vic_base_prompt",
+    "vic_steps",
+    "vig_step",
+    "vig_vic",
+]
 
 MODES = ("default", "compat", "verify")
 
@@ -58,6 +71,11 @@ class VICSettings:
         reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
         verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
             sentence, both read after the same VIC prompt, to replace it.
+        vig_answer: default: decode VIG's own answer too (`original_answer`, for quality reports); otherwise VIG
+            stops at the end of its question, since the VIC steps write the answer. compat and verify always
+            decode it (the original's output; the sentences verify checks).
+        max_question_tokens: default without `vig_answer`: most tokens VIG decodes for its question (within
+            `vig_decoding.max_new_tokens`); a row still without one is decoded again with its answer.
     """
 
     mode: str = "default"
@@ -70,6 +88,13 @@ class VICSettings:
     vic_decoding: DecodingSettings | None = None
     reencode_images: bool = False
     verify_margin: float = 0.5
+    vig_answer: bool = False
+    max_question_tokens: int = 64
+
+    @property
+    def decodes_vig_answer(self) -> bool:
+        """Whether VIG writes its answer (compat and verify always; default only with `vig_answer`)."""
+        return self.vig_answer or self.mode != "default"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,6 +105,8 @@ class VICSettings:
             raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
         if self.verify_margin < 0:
             raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
+        if self.max_question_tokens < 1:
+            raise ConfigError(f"max_question_tokens must be at least 1, got {self.max_question_tokens}.")
 
 
 @dataclass
@@ -90,7 +117,8 @@ class QAResult:
         instruction: the VIG instruction.
         vig_output: the raw VIG output.
         question: parsed question (None when VIG gave no QA pair).
-        original_answer: the VIG answer, kept for comparison.
+        original_answer: the VIG answer, kept for comparison (None when VIG did not decode it: default mode
+            without `vig_answer`).
         answer: the corrected answer (accepted units joined).
         answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
             step stops after one sentence.
@@ -130,32 +158,34 @@ class GenerationStats:
     lm_steps: int = 0
     decoded_tokens: int = 0
 
-    def add(self, out: GenerationOutput, rows: int, beams: int) -> None:
+    def add(self, out: GeneratedText, rows: int, beams: int) -> None:
         self.lm_steps += out.num_steps
         self.decoded_tokens += out.num_steps * rows * beams
 
 
-def _encode(model: VIGCModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
+def _encode(model: VisualPromptModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
     stats.vision_calls += 1
     stats.images_encoded += pixels.shape[0]
     return model.encode_images(pixels)
 
 
+@torch.no_grad()
 def _generate(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     prompts: Sequence[str],
     settings: DecodingSettings,
     stats: GenerationStats,
-    stop: SentenceStop | None = None,
-) -> GenerationOutput:
-    out = model.generate(embeds, list(prompts), settings, stop=stop)
+    stop: StopRule | None = None,
+) -> GeneratedText:
+    prompt = model.prompt_embeddings(embeds, list(prompts))
+    out = model.text_generator.generate_text(prompt.inputs_embeds, prompt.attention_mask, settings, stop)
     stats.add(out, len(prompts), settings.num_beams)
     return out
 
 
 def vig_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: Sequence[str],
     settings: VICSettings,
@@ -185,7 +215,7 @@ def vig_vic(
 
 
 def vic_steps(
-    model: VIGCModel,
+    model: VisualPromptModel,
     image_embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -221,7 +251,7 @@ def _ignore(result: QAResult) -> None:
 
 
 def _compat(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: list[str],
     s: VICSettings,
@@ -242,7 +272,7 @@ def _compat(
 
 
 def _compat_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     current: list[str],
@@ -297,7 +327,7 @@ def _compat_vic_update(result: QAResult, current: str, output: str, step: int, l
 
 
 def _default(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: list[str],
     s: VICSettings,
@@ -306,28 +336,87 @@ def _default(
     starts: list[str | None],
 ) -> list[QAResult]:
     """Encode once, VIG, then sentence-by-sentence VIC with early stops for the valid samples."""
-    results = [QAResult(instruction=text) for text in instructions]
     embeds = _encode(model, pixels, stats)
-    prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
-    vig = _generate(model, embeds, prompts, s.vig_decoding, stats)
-    valid: list[int] = []
-    for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
-        result.step_prompts.append(prompts[i])
-        result.vig_output = vig_output(starts[i], texts[0])
-        parsed = parse_question_answer(result.vig_output)
-        if parsed is None or not parsed[0] or not parsed[1]:
-            result.valid, result.stop_reason = False, "invalid_vig"
-            continue
-        result.question, result.original_answer = parsed
-        valid.append(i)
+    results = vig_step(model, embeds, instructions, starts, s, stats)
     for result in results:
         (on_step or _ignore)(result)
+    valid = [i for i, result in enumerate(results) if result.valid]
     bases = [vic_base_prompt(results[i].instruction, str(results[i].question), s.gen_style) for i in valid]
     vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats, on_step=on_step)
     return results
 
 
-def _vic_decoding(model: VIGCModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
+def vig_step(
+    model: VisualPromptModel,
+    image_embeds: torch.Tensor,
+    instructions: list[str],
+    starts: list[str | None],
+    s: VICSettings,
+    stats: GenerationStats,
+) -> list[QAResult]:
+    """The VIG step of the default and verify modes: one question (and, when asked, VIG's answer) per image.
+
+    Without `s.decodes_vig_answer` VIG stops at the end of its question (the token that completes "Answer:"):
+    the VIC steps write the answer. Greedy decoding gives the question it gives with the answer; under beam search
+    the question is then ranked on its own, not together with its answer, so it can differ. Ranked on its own, a
+    question that never ends can outrank every ended one (a run-on that copies a description): the question is
+    cut at `s.max_question_tokens`, and the rows left without one are decoded again with their answer, as when it
+    is kept. A sample is invalid when VIG writes no question (or, when its answer is decoded, an empty answer).
+
+    Args:
+        model: the model.
+        image_embeds: (B, N, Dv), one row per instruction.
+        instructions: B VIG instructions.
+        starts: per image, the question's given first words, or None.
+        s: behaviour and decoding.
+        stats: counters to add to.
+    """
+    prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
+    if s.decodes_vig_answer:
+        return _vig_pass(model, image_embeds, instructions, prompts, starts, s.vig_decoding, stats, answer=True)
+    question_only = s.vig_decoding.with_changes(
+        max_new_tokens=min(s.vig_decoding.max_new_tokens, s.max_question_tokens),
+        min_new_tokens=min(s.vig_decoding.min_new_tokens, s.max_question_tokens),
+    )
+    results = _vig_pass(model, image_embeds, instructions, prompts, starts, question_only, stats, answer=False)
+    again = [i for i, result in enumerate(results) if not result.valid]
+    if again:
+        pick = [prompts[i] for i in again], [starts[i] for i in again], [instructions[i] for i in again]
+        redone = _vig_pass(model, image_embeds[again], pick[2], pick[0], pick[1], s.vig_decoding, stats, answer=True)
+        for i, result in zip(again, redone, strict=True):
+            result.original_answer = None  # decoded to rank the question; kept only when asked, as for every row
+            results[i] = result
+    return results
+
+
+def _vig_pass(
+    model: VisualPromptModel,
+    image_embeds: torch.Tensor,
+    instructions: list[str],
+    prompts: list[str],
+    starts: list[str | None],
+    decoding: DecodingSettings,
+    stats: GenerationStats,
+    *,
+    answer: bool,
+) -> list[QAResult]:
+    """One VIG decoding of `prompts`, parsed; without `answer` it stops at the end of the question."""
+    stop = None if answer else QuestionStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
+    vig = _generate(model, image_embeds, prompts, decoding, stats, stop=stop)
+    results = [QAResult(instruction=text) for text in instructions]
+    for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
+        result.step_prompts.append(prompts[i])
+        result.vig_output = vig_output(starts[i], texts[0])
+        parsed = parse_question_answer(result.vig_output)
+        if parsed is None or not parsed[0] or (answer and not parsed[1]):
+            result.valid, result.stop_reason = False, "invalid_vig"
+            continue
+        result.question = parsed[0]
+        result.original_answer = parsed[1] if answer else None
+    return results
+
+
+def _vic_decoding(model: VisualPromptModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
     """The decoding of the VIC steps and their stop rule (the end of a sentence, or of a paragraph)."""
     decoding = s.vic_decoding or s.vig_decoding
     stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
@@ -335,7 +424,7 @@ def _vic_decoding(model: VIGCModel, s: VICSettings) -> tuple[DecodingSettings, S
 
 
 def _default_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -365,7 +454,7 @@ def _default_vic(
 
 
 def _verify_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -403,7 +492,7 @@ def _verify_vic(
 
 
 def _prefer_rewrites(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     prompts: list[str],
     drafts: list[str],
