@@ -178,6 +178,7 @@ class LoopTextGenerator:
         embeddings = cast(nn.Embedding, self.language_model.get_input_embeddings())
         return embeddings(ids.to(embeddings.weight.device))
 
+    @torch.no_grad()
     def generate_text(
         self,
         inputs_embeds: torch.Tensor,

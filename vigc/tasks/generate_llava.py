@@ -245,6 +245,7 @@ def instruct_blip_llava_vig(
     vic_mode: str = "default",
     max_sentences: int = 8,
     verify_margin: float = 0.5,
+    vig_answer: bool = False,
     question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
@@ -270,6 +271,9 @@ def instruct_blip_llava_vig(
             "verify" (VIC re-reads each VIG sentence and replaces only those it clearly writes otherwise).
         max_sentences: default and verify modes: most sentences per answer.
         verify_margin: verify mode: how much more likely (mean log-probability per token) a rewrite must be.
+        vig_answer: default mode: VIG writes its own answer too (`original_answer`, e.g. for quality reports);
+            otherwise VIG stops at the end of its question and `original_answer` is null. compat and verify
+            always write it.
         question_starts: default and verify modes: the first words of VIG's question, drawn per (image, sample)
             from these {words: weight} (seeded by `seed` and the image, so a resume draws the same), as the
             original's OKVQA question pass did; more kinds of question under beam search. None: VIG chooses.
@@ -307,6 +311,7 @@ def instruct_blip_llava_vig(
         answer_length=answer_length,
         max_sentences=max_sentences,
         verify_margin=verify_margin,
+        vig_answer=vig_answer,
         gen_style=gen_style,
         in_section=in_section,
         last_infer_all=last_infer_all,
