@@ -26,7 +26,7 @@ prompt embeddings, continuation scores, the tokenizer) and its `TextGenerator`, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import torch
 
@@ -34,133 +34,22 @@ from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
 from vigc.generation.parsing import QuestionStop, parse_question_answer
+from vigc.generation.vic_types import MODES, GenerationStats, QAResult, StepCallback, VICSettings
 from vigc.models.decoding import DecodingSettings
 from vigc.models.text_generation import GeneratedText, StopRule, VisualPromptModel
+from vigc.models.tokenizers import LLMTokenizer
 
 __all__ = [
     "MODES",
     "GenerationStats",
     "QAResult",
+    "StepCallback",
     "VICSettings",
     "vic_base_prompt",
     "vic_steps",
     "vig_step",
     "vig_vic",
 ]
-
-MODES = ("default", "compat", "verify")
-
-# Called with a sample's `QAResult` each time it changes: after VIG, then after every VIC step (live displays).
-StepCallback = Callable[["QAResult"], None]
-
-
-@dataclass(frozen=True)
-class VICSettings:
-    """How VIG + VIC runs. Every default lives here.
-
-    Args:
-        mode: "default", "compat" (the original's algorithm, exactly) or "verify" (keep VIG's sentences unless a
-            re-read clearly prefers a rewrite).
-        answer_length: compat: number of VIC steps after VIG.
-        max_sentences: default: most sentences per answer.
-        gen_style: "vig" (VIC prompt = instruction + question) or "vic" (the question alone).
-        in_section: paragraph mode: units are `\\n\\n`-separated blocks, joined with " \\n\\n".
-        last_infer_all: compat: the last step keeps its whole output.
-        vig_decoding: decoding of the VIG step (and, in compat, of every step).
-        vic_decoding: default: decoding of the VIC steps (None: same as `vig_decoding`).
-        reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
-        verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
-            sentence, both read after the same VIC prompt, to replace it.
-        vig_answer: default: decode VIG's own answer too (`original_answer`, for quality reports); otherwise VIG
-            stops at the end of its question, since the VIC steps write the answer. compat and verify always
-            decode it (the original's output; the sentences verify checks).
-        max_question_tokens: default without `vig_answer`: most tokens VIG decodes for its question (within
-            `vig_decoding.max_new_tokens`); a row still without one is decoded again with its answer.
-    """
-
-    mode: str = "default"
-    answer_length: int = 4
-    max_sentences: int = 8
-    gen_style: str = "vig"
-    in_section: bool = False
-    last_infer_all: bool = False
-    vig_decoding: DecodingSettings = field(default_factory=DecodingSettings)
-    vic_decoding: DecodingSettings | None = None
-    reencode_images: bool = False
-    verify_margin: float = 0.5
-    vig_answer: bool = False
-    max_question_tokens: int = 64
-
-    @property
-    def decodes_vig_answer(self) -> bool:
-        """Whether VIG writes its answer (compat and verify always; default only with `vig_answer`)."""
-        return self.vig_answer or self.mode != "default"
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"VIC mode must be one of {MODES}, got {self.mode!r}.")
-        if self.gen_style not in ("vig", "vic"):
-            raise ConfigError(f"gen_style must be 'vig' or 'vic', got {self.gen_style!r}.")
-        if self.mode == "verify" and self.in_section:
-            raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
-        if self.verify_margin < 0:
-            raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
-        if self.max_question_tokens < 1:
-            raise ConfigError(f"max_question_tokens must be at least 1, got {self.max_question_tokens}.")
-
-
-@dataclass
-class QAResult:
-    """One image's VIG + VIC outcome (the original's record fields plus what we add).
-
-    Attributes:
-        instruction: the VIG instruction.
-        vig_output: the raw VIG output.
-        question: parsed question (None when VIG gave no QA pair).
-        original_answer: the VIG answer, kept for comparison (None when VIG did not decode it: default mode
-            without `vig_answer`).
-        answer: the corrected answer (accepted units joined).
-        answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
-            step stops after one sentence.
-        whole_text: the last prompt plus the last accepted unit (the original's `current_text`).
-        answer_lst: accepted units in paragraph mode (empty otherwise, as in the original).
-        steps: every accepted unit, in order.
-        step_prompts: the prompt of every step, VIG first.
-        step_outputs: every VIC step's raw output.
-        valid: whether the sample is usable data.
-        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig",
-            "verified").
-        rewritten: verify: indices of the VIG sentences that VIC replaced.
-    """
-
-    instruction: str
-    vig_output: str = ""
-    question: str | None = None
-    original_answer: str | None = None
-    answer: str = ""
-    answer_given_question: str | None = None
-    whole_text: str = ""
-    answer_lst: list[str] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    step_prompts: list[str] = field(default_factory=list)
-    step_outputs: list[str] = field(default_factory=list)
-    valid: bool = True
-    stop_reason: str = ""
-    rewritten: list[int] = field(default_factory=list)
-
-
-@dataclass
-class GenerationStats:
-    """Work done, for progress bars and benchmarks."""
-
-    vision_calls: int = 0
-    images_encoded: int = 0
-    lm_steps: int = 0
-    decoded_tokens: int = 0
-
-    def add(self, out: GeneratedText, rows: int, beams: int) -> None:
-        self.lm_steps += out.num_steps
-        self.decoded_tokens += out.num_steps * rows * beams
 
 
 def _encode(model: VisualPromptModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
@@ -401,7 +290,7 @@ def _vig_pass(
     answer: bool,
 ) -> list[QAResult]:
     """One VIG decoding of `prompts`, parsed; without `answer` it stops at the end of the question."""
-    stop = None if answer else QuestionStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None))
+    stop = None if answer else _question_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None))
     vig = _generate(model, image_embeds, prompts, decoding, stats, stop=stop)
     results = [QAResult(instruction=text) for text in instructions]
     for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
@@ -419,8 +308,32 @@ def _vig_pass(
 def _vic_decoding(model: VisualPromptModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
     """The decoding of the VIC steps and their stop rule (the end of a sentence, or of a paragraph)."""
     decoding = s.vic_decoding or s.vig_decoding
-    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
-    return decoding, stop
+    return decoding, _sentence_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None), s.in_section)
+
+
+# The stop rules read a table of the whole vocabulary (a decode per token: a fraction of a second for 32000 tokens),
+# built on first use: one rule per tokenizer and setting, not one per batch. Keyed by the tokenizer's identity; each
+# entry holds the tokenizer, so that id is not reused while it is cached.
+_STOP_RULES: dict[tuple[str, int, int, bool], tuple[LLMTokenizer, Any]] = {}
+_MAX_STOP_RULES = 8
+_Rule = TypeVar("_Rule")
+
+
+def _cached_rule(key: tuple[str, int, int, bool], tokenizer: LLMTokenizer, make: Callable[[], _Rule]) -> _Rule:
+    if key not in _STOP_RULES:
+        if len(_STOP_RULES) >= _MAX_STOP_RULES:
+            del _STOP_RULES[next(iter(_STOP_RULES))]
+        _STOP_RULES[key] = (tokenizer, make())
+    return cast(_Rule, _STOP_RULES[key][1])
+
+
+def _sentence_stop(tokenizer: LLMTokenizer, skip: int, paragraphs: bool) -> SentenceStop:
+    key = ("sentence", id(tokenizer), skip, paragraphs)
+    return _cached_rule(key, tokenizer, lambda: SentenceStop(tokenizer, skip=skip, paragraphs=paragraphs))
+
+
+def _question_stop(tokenizer: LLMTokenizer, skip: int) -> QuestionStop:
+    return _cached_rule(("question", id(tokenizer), skip, False), tokenizer, lambda: QuestionStop(tokenizer, skip=skip))
 
 
 def _default_vic(
