@@ -442,27 +442,29 @@ def _top_candidates(
     n, width = candidates.shape[0], 2 * k
     vocab = candidates.shape[1] // k
     open_rows = [row for row in range(n * k) if not state.done[row // k]]  # a done input's candidates are not read
-    by_row = _stops_by_row(stop, state.ids, vocab, open_rows)  # the same whatever the candidates: once per step
+    row_ends = _row_ends(stop, state.ids, open_rows)  # the same whatever the candidates: once per step
+    open_inputs = ~torch.tensor(state.done)
     while True:
         top_scores, top_flat = torch.topk(candidates, width, dim=1, largest=True, sorted=True)
         rows = top_flat // vocab + torch.arange(n, device=candidates.device)[:, None] * k
         top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
         ended = top_ids[..., 0] == eos
-        stopped = by_row if by_row is not None else _stopped_extensions(stop, state.ids, top_ids, open_rows, vocab)
-        if stopped is None:
+        if stop is None:
             break
-        ended |= stopped[top_ids[..., 1], top_ids[..., 0]]
-        open_inputs = ~torch.tensor(state.done)
+        may_stop = stop.may_stop(top_ids[..., 0].reshape(-1)).view(n, width)
+        if row_ends is not None:  # the rule knows per row: no candidate to decode
+            ended |= may_stop & row_ends[top_ids[..., 1]]
+        else:
+            ended |= _candidates_ending(stop, state.ids, top_ids, may_stop & open_inputs[:, None])
         if width >= k * vocab or bool(((~ended).sum(1)[open_inputs] >= k).all()):
             break
         width = min(4 * width, k * vocab)
     return top_scores.cpu(), top_ids, ended
 
 
-def _stops_by_row(stop: StopRule | None, ids: torch.Tensor, vocab: int, open_rows: list[int]) -> torch.Tensor | None:
-    """(N*K, V) ended flags for every extension of the `open_rows`, when the rule says per row whether every
-    `may_stop` token ends it (`StopRule.extension_ends`, e.g. the sentence rule): nothing to decode per candidate.
-    None otherwise."""
+def _row_ends(stop: StopRule | None, ids: torch.Tensor, open_rows: list[int]) -> torch.Tensor | None:
+    """(N*K,) rows of which every `may_stop` token ends the hypothesis, when the rule says so per row
+    (`StopRule.extension_ends`, e.g. the sentence rule); None otherwise. Only `open_rows` are asked."""
     if stop is None:
         return None
     ends = stop.extension_ends(ids[open_rows])
@@ -470,30 +472,20 @@ def _stops_by_row(stop: StopRule | None, ids: torch.Tensor, vocab: int, open_row
         return None
     rows = torch.zeros(ids.shape[0], dtype=torch.bool)
     rows[open_rows] = ends.cpu()
-    return rows[:, None] & stop.may_stop(torch.arange(vocab))[None, :]
+    return rows
 
 
-def _stopped_extensions(
-    stop: StopRule | None, ids: torch.Tensor, top_ids: torch.Tensor, open_rows: list[int], vocab: int
-) -> torch.Tensor | None:
-    """For a stop rule under beam search: which (row, token) candidate extensions of the `open_rows` end a
-    hypothesis, as (N*K, V) flags."""
-    if stop is None:
-        return None
-    flags = torch.zeros(ids.shape[0], vocab, dtype=torch.bool)
-    rows = set(open_rows)
-    pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist() if r in rows}
-    tokens = sorted({t for _, t in pairs})  # the rule's cheap pre-filter: skip candidates that cannot end anything
-    allowed = {t for t, ok in zip(tokens, stop.may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
-    pairs = {(r, t) for r, t in pairs if t in allowed}
-    if not pairs:
-        return flags
-    ordered = sorted(pairs)
-    candidates = torch.cat([ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1)
-    ended = stop(candidates).cpu()
-    for (row, token), is_end in zip(ordered, ended.tolist(), strict=True):
-        flags[row, token] = is_end
-    return flags
+def _candidates_ending(stop: StopRule, ids: torch.Tensor, top_ids: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
+    """(N, W) which candidates (token, source row) in `top_ids` (N, W, 2) end a hypothesis by the stop rule; only
+    the `asked` ones (those the rule's `may_stop` lets through, of open inputs) are decoded."""
+    ended = torch.zeros(asked.shape, dtype=torch.bool)
+    where = asked.nonzero()
+    if where.shape[0] == 0:
+        return ended
+    tokens, rows = top_ids[where[:, 0], where[:, 1], 0], top_ids[where[:, 0], where[:, 1], 1]
+    extended = torch.cat([ids[rows.to(ids.device)], tokens.to(ids.device)[:, None]], dim=1)
+    ended[where[:, 0], where[:, 1]] = stop(extended).cpu()
+    return ended
 
 
 def _finalize(state: _BeamState, settings: DecodingSettings, eos: int, pad: int, num_steps: int) -> DecodingOutput:
