@@ -234,13 +234,14 @@ def _qa(result: QAResult) -> tuple[object, ...]:
     return result.question, result.answer, result.steps, result.step_prompts[1:], result.valid, result.stop_reason
 
 
-def test_vig_without_its_answer_gives_the_same_greedy_answers(scenes_pixels: torch.Tensor) -> None:
-    """Default mode without `vig_answer` stops VIG at the end of the question: greedy decoding is prefix-consistent,
-    so the question, every VIC step and the final answer are those of the path that decodes VIG's answer, for less
-    decoding; `original_answer` is None and the VIG text ends at "Answer:"."""
+def test_vig_without_its_answer_gives_the_same_answers(scenes_pixels: torch.Tensor) -> None:
+    """Without `vig_answer` the records lose VIG's answer, never a VIC answer: greedy VIG stops at the end of the
+    question (greedy decoding is prefix-consistent, so the question, every VIC step and the final answer are those
+    of the whole output, for less decoding); under beam search VIG's answer takes part in choosing the question,
+    so it is still decoded. `original_answer` is None and the VIG text ends at "Answer:"."""
     model = vigc_default()
-    decoding = DecodingSettings.from_lavis(num_beams=1, max_length=250, min_length=1)
-    for task in ("conv", "desc", "comp"):
+    for beams, task in ((1, "conv"), (1, "desc"), (1, "comp"), (3, "comp")):
+        decoding = DecodingSettings.from_lavis(num_beams=beams, max_length=250, min_length=1)
         instructions = [GENERATION_INSTRUCTIONS[task]] * scenes_pixels.shape[0]
         runs = {}
         for vig_answer in (True, False):
@@ -254,21 +255,43 @@ def test_vig_without_its_answer_gives_the_same_greedy_answers(scenes_pixels: tor
             assert after.original_answer is None and (before.original_answer is not None) == before.valid
             if after.valid:
                 assert after.vig_output.endswith("Answer:") and before.vig_output.startswith(after.vig_output)
-        assert new_stats.decoded_tokens < old_stats.decoded_tokens and new_stats.vision_calls == 1
+        if beams == 1:
+            assert new_stats.decoded_tokens < old_stats.decoded_tokens and new_stats.vision_calls == 1
+        else:
+            assert new_stats.decoded_tokens == old_stats.decoded_tokens
+
+
+def test_vig_question_only_stops_beam_search_at_the_question(scenes_pixels: torch.Tensor) -> None:
+    """`vig_question_only` stops VIG at the question under beam search too: less decoding, every sample still a
+    QA; the question is ranked on its own, so it may differ from the whole output's. It refuses VIG's answer."""
+    model = vigc_default()
+    decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
+    instructions = [GENERATION_INSTRUCTIONS["comp"]] * scenes_pixels.shape[0]
+    whole, question_only = GenerationStats(), GenerationStats()
+    vig_vic(model, scenes_pixels, instructions, VICSettings(vig_decoding=decoding), whole)
+    fast = VICSettings(vig_decoding=decoding, vig_question_only=True)
+    results = vig_vic(model, scenes_pixels, instructions, fast, question_only)
+    assert question_only.decoded_tokens < whole.decoded_tokens and all(r.valid and r.answer for r in results)
+    assert all(r.vig_output.endswith("Answer:") and r.original_answer is None for r in results)
+    with pytest.raises(ConfigError, match="vig_question_only"):
+        VICSettings(vig_question_only=True, vig_answer=True)
+    with pytest.raises(ConfigError, match="vig_question_only"):
+        VICSettings(mode="compat", vig_question_only=True)
 
 
 def test_questions_that_do_not_end_are_decoded_again_with_their_answer(scenes_pixels: torch.Tensor) -> None:
     """A question not ended within `max_question_tokens` (beam search can rank a run-on above every ended
-    question) is decoded again with its answer: here every row, so the QA equal those of `vig_answer`'s path."""
+    question) is decoded again whole: here every row, so the QA equal those of the whole output's."""
     model = vigc_default()
     decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
     instructions = [GENERATION_INSTRUCTIONS["comp"]] * 3
     kept = vig_vic(model, scenes_pixels[:3], instructions, VICSettings(vig_decoding=decoding, vig_answer=True))
     stats = GenerationStats()
-    cut = VICSettings(vig_decoding=decoding, max_question_tokens=2)
+    cut = VICSettings(vig_decoding=decoding, vig_question_only=True, max_question_tokens=2)
     redone = vig_vic(model, scenes_pixels[:3], instructions, cut, stats)
     assert [_qa(r) for r in redone] == [_qa(r) for r in kept] and all(r.valid for r in redone)
-    assert [r.vig_output for r in redone] == [r.vig_output for r in kept]  # the whole output of the second pass
+    for again, whole in zip(redone, kept, strict=True):
+        assert again.vig_output.endswith("Answer:") and whole.vig_output.startswith(again.vig_output)
     assert all(r.original_answer is None for r in redone) and stats.lm_steps > 2 * 3
     with pytest.raises(ConfigError, match="max_question_tokens"):
         VICSettings(max_question_tokens=0)

@@ -44,8 +44,9 @@ def original_answer_weight(sequence_score: float) -> float:
 
 @dataclass
 class QuestionStop:
-    """Decoding stop rule for VIG when only its question is wanted: a row ends with the token that completes
-    "Answer:" (`parse_question_answer` then reads the question; whatever that token adds after it is ignored).
+    """Decoding stop rule for VIG when only its question is needed: a row ends once its text holds "Answer:" and
+    then a non-blank character (the answer's first token), so that an answer left empty (EOS right after
+    "Answer:") still makes the sample invalid, as with the whole output.
 
     Attributes:
         tokenizer: decodes generated ids.
@@ -54,28 +55,58 @@ class QuestionStop:
 
     tokenizer: LLMTokenizer
     skip: int = 0
-    _colons: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _written: torch.Tensor | None = field(default=None, init=False, repr=False)  # (V,) tokens with non-blank text
+    _colons: torch.Tensor | None = field(default=None, init=False, repr=False)  # (V,) tokens holding ":"
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        """(N, T) generated ids → bool (N,): rows whose text now holds "Answer:" (only a ":" token can do it)."""
+        """(N, T) generated ids → bool (N,): rows whose last token wrote the first character of the answer."""
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
         if ids.shape[1] <= self.skip:
             return done.to(ids.device)
         rows = self.may_stop(ids[:, -1]).nonzero().flatten().tolist()
         texts = self.tokenizer.batch_decode(ids[rows, self.skip :].tolist(), for_generation=True)
         for row, text in zip(rows, texts, strict=True):
-            done[row] = ANSWER_MARKER in text
+            done[row] = question_part(text) is not None
         return done.to(ids.device)
 
     def may_stop(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """Which tokens (M,) can complete the marker: those whose text holds its last character, ":"."""
-        if self._colons is None:
-            pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], for_generation=True)
-            self._colons = torch.tensor([ANSWER_MARKER[-1] in piece for piece in pieces], dtype=torch.bool)
-        ids = token_ids.cpu()
-        inside = ids < self._colons.shape[0]  # an LLM may have a few more logits than the tokenizer has pieces
-        return torch.where(inside, self._colons[ids.clamp(max=self._colons.shape[0] - 1)], torch.zeros_like(inside))
+        """Which tokens (M,) write something non-blank (only such a token can start the answer)."""
+        return _lookup(self._tables()[0], token_ids)
 
     def extension_ends(self, ids: torch.Tensor) -> torch.Tensor | None:
-        """Token-dependent (":" after "Answer" ends a row, after "Note" it does not): each candidate is asked."""
+        """Rows (N, T) whose text already holds "Answer:" (with nothing after it yet, or the row would have ended):
+        every token that writes something ends them. Only rows whose last token holds ":" or is blank are read. (A
+        single token holding ":" and the answer's first letters, which LLaMA's vocabulary does not have, would end
+        a beam one token later than `__call__` ends a greedy row.)"""
+        ends = torch.zeros(ids.shape[0], dtype=torch.bool)
+        if ids.shape[1] <= self.skip:
+            return ends
+        written, colons = self._tables()
+        last = ids[:, -1]
+        rows = (_lookup(colons, last) | ~_lookup(written, last)).nonzero().flatten().tolist()
+        texts = self.tokenizer.batch_decode(ids[rows, self.skip :].tolist(), for_generation=True)
+        for row, text in zip(rows, texts, strict=True):
+            ends[row] = ANSWER_MARKER in text
+        return ends
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._written is None or self._colons is None:
+            pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))], for_generation=True)
+            self._written = torch.tensor([bool(piece.strip()) for piece in pieces], dtype=torch.bool)
+            self._colons = torch.tensor([ANSWER_MARKER[-1] in piece for piece in pieces], dtype=torch.bool)
+        return self._written, self._colons
+
+
+def _lookup(table: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """`table[token_ids]`, False for ids past the tokenizer (an LLM may have a few more logits than pieces)."""
+    ids = token_ids.cpu()
+    inside = ids < table.shape[0]
+    return torch.where(inside, table[ids.clamp(max=table.shape[0] - 1)], torch.zeros_like(inside))
+
+
+def question_part(text: str) -> str | None:
+    """`text` through its first "Answer:" when a non-blank character follows, else None."""
+    end = text.find(ANSWER_MARKER)
+    if end < 0 or not text[end + len(ANSWER_MARKER) :].strip():
         return None
+    return text[: end + len(ANSWER_MARKER)]

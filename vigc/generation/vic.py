@@ -33,7 +33,7 @@ import torch
 from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_output, vig_prompt
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
-from vigc.generation.parsing import QuestionStop, parse_question_answer
+from vigc.generation.parsing import QuestionStop, parse_question_answer, question_part
 from vigc.generation.vic_types import MODES, GenerationStats, QAResult, StepCallback, VICSettings
 from vigc.models.decoding import DecodingSettings
 from vigc.models.text_generation import GeneratedText, StopRule, VisualPromptModel
@@ -243,14 +243,14 @@ def vig_step(
     s: VICSettings,
     stats: GenerationStats,
 ) -> list[QAResult]:
-    """The VIG step of the default and verify modes: one question (and, when asked, VIG's answer) per image.
+    """The VIG step of the default and verify modes: one question (and, when kept, VIG's answer) per image.
 
-    Without `s.decodes_vig_answer` VIG stops at the end of its question (the token that completes "Answer:"):
-    the VIC steps write the answer. Greedy decoding gives the question it gives with the answer; under beam search
-    the question is then ranked on its own, not together with its answer, so it can differ. Ranked on its own, a
-    question that never ends can outrank every ended one (a run-on that copies a description): the question is
-    cut at `s.max_question_tokens`, and the rows left without one are decoded again with their answer, as when it
-    is kept. A sample is invalid when VIG writes no question (or, when its answer is decoded, an empty answer).
+    When `s.vig_stops_at_question`, decoding ends at the answer's first token (`QuestionStop`): the VIC steps write
+    the answer. Greedy or sampled, that is the question (and the validity) of the whole output, unless VIG's answer
+    would have held "Question:" or "Answer:" again; under beam search (`vig_question_only`) the question is ranked
+    on its own instead of together with its answer, so it can differ, and a run-on that never writes "Answer:" can
+    outrank every ended question. The question is cut at `s.max_question_tokens`, and rows left without one are
+    decoded again whole. A sample is invalid when VIG writes no question or an empty answer.
 
     Args:
         model: the model.
@@ -261,20 +261,20 @@ def vig_step(
         stats: counters to add to.
     """
     prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
-    if s.decodes_vig_answer:
-        return _vig_pass(model, image_embeds, instructions, prompts, starts, s.vig_decoding, stats, answer=True)
-    question_only = s.vig_decoding.with_changes(
+    if not s.vig_stops_at_question:
+        results = _vig_pass(model, image_embeds, instructions, prompts, starts, s.vig_decoding, stats, stop=False)
+        return [_drop_vig_answer(r) for r in results] if not s.keeps_vig_answer else results
+    question = s.vig_decoding.with_changes(
         max_new_tokens=min(s.vig_decoding.max_new_tokens, s.max_question_tokens),
         min_new_tokens=min(s.vig_decoding.min_new_tokens, s.max_question_tokens),
     )
-    results = _vig_pass(model, image_embeds, instructions, prompts, starts, question_only, stats, answer=False)
+    results = _vig_pass(model, image_embeds, instructions, prompts, starts, question, stats, stop=True)
     again = [i for i, result in enumerate(results) if not result.valid]
     if again:
         pick = [prompts[i] for i in again], [starts[i] for i in again], [instructions[i] for i in again]
-        redone = _vig_pass(model, image_embeds[again], pick[2], pick[0], pick[1], s.vig_decoding, stats, answer=True)
+        redone = _vig_pass(model, image_embeds[again], pick[2], pick[0], pick[1], s.vig_decoding, stats, stop=False)
         for i, result in zip(again, redone, strict=True):
-            result.original_answer = None  # decoded to rank the question; kept only when asked, as for every row
-            results[i] = result
+            results[i] = _drop_vig_answer(result)
     return results
 
 
@@ -287,22 +287,31 @@ def _vig_pass(
     decoding: DecodingSettings,
     stats: GenerationStats,
     *,
-    answer: bool,
+    stop: bool,
 ) -> list[QAResult]:
-    """One VIG decoding of `prompts`, parsed; without `answer` it stops at the end of the question."""
-    stop = None if answer else _question_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None))
-    vig = _generate(model, image_embeds, prompts, decoding, stats, stop=stop)
+    """One VIG decoding of `prompts`, parsed; with `stop` it ends at the answer's first token (`QuestionStop`)."""
+    rule = _question_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None)) if stop else None
+    vig = _generate(model, image_embeds, prompts, decoding, stats, stop=rule)
     results = [QAResult(instruction=text) for text in instructions]
     for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
         result.step_prompts.append(prompts[i])
         result.vig_output = vig_output(starts[i], texts[0])
         parsed = parse_question_answer(result.vig_output)
-        if parsed is None or not parsed[0] or (answer and not parsed[1]):
+        if parsed is None or not parsed[0] or not parsed[1]:
             result.valid, result.stop_reason = False, "invalid_vig"
             continue
-        result.question = parsed[0]
-        result.original_answer = parsed[1] if answer else None
+        result.question, result.original_answer = parsed
+        if stop:  # what VIG wrote of its answer is a token: the record keeps the text up to "Answer:"
+            _drop_vig_answer(result)
     return results
+
+
+def _drop_vig_answer(result: QAResult) -> QAResult:
+    """The result without VIG's answer: `original_answer` None, the VIG text cut after "Answer:"."""
+    if result.valid:
+        result.original_answer = None
+        result.vig_output = question_part(result.vig_output) or result.vig_output
+    return result
 
 
 def _vic_decoding(model: VisualPromptModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:

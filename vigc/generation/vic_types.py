@@ -34,10 +34,13 @@ class VICSettings:
         reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
         verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
             sentence, both read after the same VIC prompt, to replace it.
-        vig_answer: default: decode VIG's own answer too (`original_answer`, for quality reports); otherwise VIG
-            stops at the end of its question, since the VIC steps write the answer. compat and verify always
-            decode it (the original's output; the sentences verify checks).
-        max_question_tokens: default without `vig_answer`: most tokens VIG decodes for its question (within
+        vig_answer: default: keep VIG's own answer (`original_answer`, for quality reports). Without it VIG stops
+            at the end of its question whenever that gives the same question: greedy or sampled VIG (under beam
+            search the answer takes part in choosing the question). compat and verify always keep it (the
+            original's output; the sentences verify checks).
+        vig_question_only: default: VIG stops at the end of its question under beam search too. Faster, but the
+            question is then ranked on its own instead of together with its answer, so it can differ.
+        max_question_tokens: when VIG stops at its question: most tokens it decodes for it (within
             `vig_decoding.max_new_tokens`); a row still without one is decoded again with its answer.
     """
 
@@ -52,12 +55,20 @@ class VICSettings:
     reencode_images: bool = False
     verify_margin: float = 0.5
     vig_answer: bool = False
+    vig_question_only: bool = False
     max_question_tokens: int = 64
 
     @property
-    def decodes_vig_answer(self) -> bool:
-        """Whether VIG writes its answer (compat and verify always; default only with `vig_answer`)."""
+    def keeps_vig_answer(self) -> bool:
+        """Whether results keep VIG's answer (compat and verify always; default only with `vig_answer`)."""
         return self.vig_answer or self.mode != "default"
+
+    @property
+    def vig_stops_at_question(self) -> bool:
+        """Whether VIG stops at the end of its question: default mode without `vig_answer`, when VIG is greedy or
+        sampled (the same question as the whole output) or with `vig_question_only`."""
+        one_row = self.vig_decoding.num_beams == 1
+        return not self.keeps_vig_answer and (one_row or self.vig_question_only)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,6 +79,10 @@ class VICSettings:
             raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
         if self.verify_margin < 0:
             raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
+        if self.vig_question_only and self.keeps_vig_answer:
+            raise ConfigError(
+                "vig_question_only stops VIG before its answer: it runs in vic_mode default without vig_answer."
+            )
         if self.max_question_tokens < 1:
             raise ConfigError(f"max_question_tokens must be at least 1, got {self.max_question_tokens}.")
 
