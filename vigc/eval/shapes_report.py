@@ -7,8 +7,9 @@ comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `de
 sentences kept unless a VIC re-read clearly prefers its own) with the shipped
 decoding settings (5 beams, max_len 250, 4 VIC steps in compat), scores every answer strictly against the
 scenes' ground truth (`vigc.eval.shapes_metrics`) and prints, per task and side by side for VIG's own answer
-(`original_answer`, the same in every mode: VIG decodes its answer here in default mode too, `vig_answer`, so the
-default mode's questions are those of `run.vig_answer: true`) and each mode's VIC answer:
+(`original_answer`, the same in every mode: VIG keeps its answer here in default mode too, `vig_answer`; with
+`--question-only` default mode runs with `run.vig_question_only` instead, and the VIG row comes from the other modes)
+and each mode's VIC answer:
 
 * fully correct (valid question, every sentence true, the answering sentence, every listing exact, nothing twice),
   answered (the answering sentence present), the shares of answers that omit a listed object, list an extra one
@@ -387,7 +388,9 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         reencode_images=mode == "compat",  # the original ran the vision encoder at every step
         gen_style=args.gen_style,
         verify_margin=args.verify_margin,
-        vig_answer=True,  # the VIG-only row needs VIG's answer; default mode's questions are then ranked with it
+        # The VIG-only row needs VIG's answer; `--question-only` measures default mode with `run.vig_question_only`.
+        vig_answer=not (args.question_only and mode == "default"),
+        vig_question_only=args.question_only and mode == "default",
     )
 
 
@@ -411,6 +414,7 @@ def _generate(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QASc
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
+        f"default VIG {'stops at its question' if args.question_only else 'keeps its answer'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )
     return header, score_by_mode(records, by_image), records
@@ -441,6 +445,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--question-starts",
         action="store_true",
         help="default, verify: conv and comp questions start with drawn words (run.question_starts)",
+    )
+    parser.add_argument(
+        "--question-only",
+        action="store_true",
+        help="default mode with run.vig_question_only (VIG stops at its question under beam search too)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
