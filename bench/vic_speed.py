@@ -1,12 +1,13 @@
 """VIC speed: the original algorithm (compat) against the default VIC, and our VIG against transformers' generate.
 
 Three VIC paths run side by side in one process on the same tiny model and the same images, with the shipped
-configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4), their repeats interleaved:
-`compat` (the original loop, the vision encoder run at every step as the original did), `default+vig_answer` (the
-default VIC with VIG decoding its own answer, as the default did before `run.vig_answer`) and `default` (VIG stops
-at the end of its question). Prints, per QA and per LLaVA task: wall and CPU time (the process's CPU time is less
-disturbed by other jobs on a shared machine), LLM tokens decoded (decoding positions x beams), vision-encoder
-passes per image, the speed-ups of `default` and how many of its final answers and questions equal the others'.
+configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4), their repeats interleaved after an
+untimed warm-up: `compat` (the original loop, the vision encoder run at every step as the original did), `default`
+(under beam search VIG still decodes its answer, which takes part in choosing the question: the QA of the default
+before `run.vig_answer`) and `default+question_only` (`run.vig_question_only`: VIG stops at the end of its
+question). Prints, per QA and per LLaVA task: wall and CPU time (the process's CPU time is less disturbed by other
+jobs on a shared machine), LLM tokens decoded (decoding positions x beams), vision-encoder passes per image, the
+speed-ups and how many final answers and questions two paths share.
 
     python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3] [--threads 1]
 
@@ -68,9 +69,14 @@ class ModeRun:
     stats: GenerationStats = field(default_factory=GenerationStats)
 
 
-# The paths compared: the original algorithm, our default as it was (VIG decodes its answer, which VIC then writes
-# again), and our default now (VIG stops at the end of its question).
-PATHS = ("compat", "default+vig_answer", "default")
+# The paths compared: the original algorithm (the vision encoder run at every step, as the original did), the
+# default VIC (under beam search VIG still decodes its answer, which takes part in choosing the question: the same QA
+# as before `run.vig_answer`), and the default with `run.vig_question_only` (VIG stops at the end of its question).
+PATHS: dict[str, dict[str, object]] = {
+    "compat": {"mode": "compat", "reencode_images": True},
+    "default": {"mode": "default"},
+    "default+question_only": {"mode": "default", "vig_question_only": True},
+}
 
 
 def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argparse.Namespace) -> dict[str, ModeRun]:
@@ -81,15 +87,13 @@ def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argp
     runs = {
         path: ModeRun(
             VICSettings(
-                mode=path.split("+")[0],
                 answer_length=args.answer_length,
                 max_sentences=args.answer_length,
                 vig_decoding=decoding,
-                reencode_images=path == "compat",  # the original ran the vision encoder at every step
-                vig_answer=path.endswith("+vig_answer"),
+                **options,  # type: ignore[arg-type]
             )
         )
-        for path in PATHS
+        for path, options in PATHS.items()
     }
     if args.warmup:  # one untimed run of each path: first calls pay for allocations and lazily built tables
         for run in runs.values():
@@ -111,24 +115,25 @@ def per_qa(run: ModeRun, n: int) -> tuple[float, float]:
 
 def print_table(task: str, runs: dict[str, ModeRun], n: int, args: argparse.Namespace) -> None:
     print(f"\nVIC, task {task}: {n} images, {args.beams} beams, max_len {args.max_len}, {args.answer_length} steps")
-    header = f"{'path':<20}{'wall s/QA':>10}{'CPU s/QA':>10}{'tokens/QA':>11}{'encoder passes/image':>22}"
+    header = f"{'path':<23}{'wall s/QA':>10}{'CPU s/QA':>10}{'tokens/QA':>11}{'encoder passes/image':>22}"
     print(header + f"{'valid':>7}{'sentences/answer':>18}")
     for path, run in runs.items():
         wall, cpu = per_qa(run, n)
         sentences = sum(len(r.steps) for r in run.results) / n
         print(
-            f"{path:<20}{wall:>10.3f}{cpu:>10.3f}{run.stats.decoded_tokens / args.repeats / n:>11.0f}"
+            f"{path:<23}{wall:>10.3f}{cpu:>10.3f}{run.stats.decoded_tokens / args.repeats / n:>11.0f}"
             f"{run.stats.images_encoded / args.repeats / n:>22.1f}{sum(r.valid for r in run.results):>7}"
             f"{sentences:>18.1f}"
         )
-    compat, kept, new = (runs[path] for path in PATHS)
-    for name, other in (("compat", compat), ("default+vig_answer", kept)):
+    pairs = (("default", "compat"), ("default+question_only", "compat"), ("default+question_only", "default"))
+    for fast, slow in pairs:
+        new, other = runs[fast], runs[slow]
         wall_ratio = per_qa(other, n)[0] / per_qa(new, n)[0]
         cpu_ratio = per_qa(other, n)[1] / per_qa(new, n)[1]
         same = sum(a.answer == b.answer for a, b in zip(other.results, new.results, strict=True))
         questions = sum(a.question == b.question for a, b in zip(other.results, new.results, strict=True))
         print(
-            f"default vs {name}: speed-up {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU; "
+            f"{fast} vs {slow}: speed-up {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU; "
             f"final answers identical {same}/{n}, questions identical {questions}/{n}"
         )
 
@@ -229,7 +234,7 @@ def main() -> None:
     print(f"\nper QA over {', '.join(args.tasks)} (wall / CPU seconds):")
     for i, path in enumerate(PATHS):
         wall, cpu = (sum(t[i][j] for t in times.values()) / len(times) for j in (0, 1))
-        print(f"  {path:<20}{wall:.3f} / {cpu:.3f}")
+        print(f"  {path:<23}{wall:.3f} / {cpu:.3f}")
     if not args.skip_vig:
         vig_comparison(model, pixels, args)
 
