@@ -1,10 +1,15 @@
 """VIC speed: the original algorithm (compat) against the default VIC, and our VIG against transformers' generate.
 
-Both run side by side in one process on the same tiny model and the same images, with the shipped configs'
-decoding settings (5 beams, max_len 250, min_len 1, answer_length 4). Prints, per QA and per LLaVA task: wall
-time, LLM tokens decoded (decoding positions x beams), vision-encoder calls, and how many answers agree.
+Three VIC paths run side by side in one process on the same tiny model and the same images, with the shipped
+configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4), their repeats interleaved after an
+untimed warm-up: `compat` (the original loop, the vision encoder run at every step as the original did), `default`
+(under beam search VIG still decodes its answer, which takes part in choosing the question: the QA of the default
+before `run.vig_answer`) and `default+question_only` (`run.vig_question_only`: VIG stops at the end of its
+question). Prints, per QA and per LLaVA task: wall and CPU time (the process's CPU time is less disturbed by other
+jobs on a shared machine), LLM tokens decoded (decoding positions x beams), vision-encoder passes per image, the
+speed-ups and how many final answers and questions two paths share.
 
-    python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3]
+    python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3] [--threads 1]
 
 `--model default` (the default) is the embedded default model on held-out synthetic scenes (seed 999), which
 writes multi-sentence answers; `--model fixture` is the parity fixture's tiny model on its own images
@@ -17,6 +22,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -52,52 +58,84 @@ def load_scene_pixels(model: VIGCModel, count: int, seed: int) -> torch.Tensor:
     return torch.stack([processor(render_scene(scene)) for scene in make_scenes(count, seed)])
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall time of `repeats` runs, and the last result."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+@dataclass
+class ModeRun:
+    """One VIC path's runs on one task: wall and CPU seconds of each repeat, the last results, the work done."""
+
+    settings: VICSettings
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    results: list[QAResult] = field(default_factory=list)
+    stats: GenerationStats = field(default_factory=GenerationStats)
 
 
-def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argparse.Namespace) -> tuple[float, float]:
-    """Compat against default VIC for one LLaVA task; prints the table and returns the two times per QA."""
+# The paths compared: the original algorithm (the vision encoder run at every step, as the original did), the
+# default VIC (under beam search VIG still decodes its answer, which takes part in choosing the question: the same QA
+# as before `run.vig_answer`), and the default with `run.vig_question_only` (VIG stops at the end of its question).
+PATHS: dict[str, dict[str, object]] = {
+    "compat": {"mode": "compat", "reencode_images": True},
+    "default": {"mode": "default"},
+    "default+question_only": {"mode": "default", "vig_question_only": True},
+}
+
+
+def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argparse.Namespace) -> dict[str, ModeRun]:
+    """The three paths on one LLaVA task, repeats interleaved (a load change on a shared machine hits every path
+    alike); prints the table and returns the runs."""
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
     instructions = [GENERATION_INSTRUCTIONS[task]] * pixels.shape[0]
-    runs: dict[str, tuple[float, list[QAResult], GenerationStats]] = {}
-    for mode in ("compat", "default"):
-        settings = VICSettings(
-            mode=mode,
-            answer_length=args.answer_length,
-            max_sentences=args.answer_length,
-            vig_decoding=decoding,
-            reencode_images=mode == "compat",  # the original ran the vision encoder at every step
+    runs = {
+        path: ModeRun(
+            VICSettings(
+                answer_length=args.answer_length,
+                max_sentences=args.answer_length,
+                vig_decoding=decoding,
+                **options,  # type: ignore[arg-type]
+            )
         )
-        stats = GenerationStats()
+        for path, options in PATHS.items()
+    }
+    if args.warmup:  # one untimed run of each path: first calls pay for allocations and lazily built tables
+        for run in runs.values():
+            vig_vic(model, pixels, instructions, run.settings)
+    for _ in range(args.repeats):
+        for run in runs.values():
+            wall, cpu = time.perf_counter(), time.process_time()
+            run.results = vig_vic(model, pixels, instructions, run.settings, run.stats)
+            run.wall.append(time.perf_counter() - wall)
+            run.cpu.append(time.process_time() - cpu)
+    print_table(task, runs, pixels.shape[0], args)
+    return runs
 
-        def run(settings: VICSettings = settings, stats: GenerationStats = stats) -> list[QAResult]:
-            return vig_vic(model, pixels, instructions, settings, stats)
 
-        seconds, results = timed(run, args.repeats)
-        runs[mode] = (seconds, results, stats)  # type: ignore[assignment]
-    n = pixels.shape[0]
-    print(f"\nVIC, task {task}: {n} images, {args.beams} beams, max_len {args.max_len}, {args.answer_length} VIC steps")
-    print(f"{'mode':<9}{'s/QA':>9}{'tokens/QA':>12}{'encoder passes/image':>22}{'valid':>7}{'sentences/answer':>18}")
-    for mode, (seconds, results, stats) in runs.items():
-        valid = sum(r.valid for r in results)
-        sentences = sum(len(r.steps) for r in results) / n
+def per_qa(run: ModeRun, n: int) -> tuple[float, float]:
+    """Median wall and CPU seconds per QA."""
+    return statistics.median(run.wall) / n, statistics.median(run.cpu) / n
+
+
+def print_table(task: str, runs: dict[str, ModeRun], n: int, args: argparse.Namespace) -> None:
+    print(f"\nVIC, task {task}: {n} images, {args.beams} beams, max_len {args.max_len}, {args.answer_length} steps")
+    header = f"{'path':<23}{'wall s/QA':>10}{'CPU s/QA':>10}{'tokens/QA':>11}{'encoder passes/image':>22}"
+    print(header + f"{'valid':>7}{'sentences/answer':>18}")
+    for path, run in runs.items():
+        wall, cpu = per_qa(run, n)
+        sentences = sum(len(r.steps) for r in run.results) / n
         print(
-            f"{mode:<9}{seconds / n:>9.3f}{stats.decoded_tokens / args.repeats / n:>12.0f}"
-            f"{stats.images_encoded / args.repeats / n:>22.1f}{valid:>7}{sentences:>18.1f}"
+            f"{path:<23}{wall:>10.3f}{cpu:>10.3f}{run.stats.decoded_tokens / args.repeats / n:>11.0f}"
+            f"{run.stats.images_encoded / args.repeats / n:>22.1f}{sum(r.valid for r in run.results):>7}"
+            f"{sentences:>18.1f}"
         )
-    old, new = runs["compat"][1], runs["default"][1]
-    same_answer = sum(a.answer == b.answer for a, b in zip(old, new, strict=True))
-    same_first = sum(bool(a.steps and b.steps and a.steps[0] == b.steps[0]) for a, b in zip(old, new, strict=True))
-    print(f"speed-up (compat time / default time per QA): {runs['compat'][0] / runs['default'][0]:.2f}x")
-    print(f"answers identical: {same_answer}/{n}; first VIC sentence identical: {same_first}/{n}")
-    return runs["compat"][0] / n, runs["default"][0] / n
+    pairs = (("default", "compat"), ("default+question_only", "compat"), ("default+question_only", "default"))
+    for fast, slow in pairs:
+        new, other = runs[fast], runs[slow]
+        wall_ratio = per_qa(other, n)[0] / per_qa(new, n)[0]
+        cpu_ratio = per_qa(other, n)[1] / per_qa(new, n)[1]
+        same = sum(a.answer == b.answer for a, b in zip(other.results, new.results, strict=True))
+        questions = sum(a.question == b.question for a, b in zip(other.results, new.results, strict=True))
+        print(
+            f"{fast} vs {slow}: speed-up {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU; "
+            f"final answers identical {same}/{n}, questions identical {questions}/{n}"
+        )
 
 
 def hf_instructblip(model: VIGCModel) -> InstructBlipForConditionalGeneration:
@@ -114,6 +152,16 @@ def hf_instructblip(model: VIGCModel) -> InstructBlipForConditionalGeneration:
     hf.load_state_dict(model.state_dict(), strict=True)
     hf.vision_model.post_layernorm.eps = model.vision_model.post_layernorm.eps
     return hf
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def vig_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namespace) -> None:
@@ -145,8 +193,7 @@ def vig_comparison(model: VIGCModel, pixels: torch.Tensor, args: argparse.Namesp
         )
 
     with torch.no_grad():
-        t_ours, _ = timed(ours, args.repeats)
-        t_theirs, _ = timed(theirs, args.repeats)
+        t_ours, t_theirs = timed(ours, args.repeats), timed(theirs, args.repeats)
     print(f"\nVIG alone on {n} images ({args.beams} beams, up to {new_tokens} new tokens)")
     print(f"ours {t_ours / n:.3f} s/QA, InstructBlipForConditionalGeneration.generate {t_theirs / n:.3f} s/QA")
     print(f"ratio (transformers / ours): {t_theirs / t_ours:.2f}x")
@@ -163,7 +210,9 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--max-len", type=int, default=250)
     parser.add_argument("--answer-length", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: ratios less disturbed by others)")
+    parser.add_argument("--warmup", type=int, default=1, help="1: an untimed run of every path before timing")
+    parser.add_argument("--skip-vig", action="store_true", help="leave out VIG against transformers' generate")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
@@ -180,13 +229,14 @@ def main() -> None:
     times = {}
     with torch.no_grad():
         for task in args.tasks:
-            times[task] = vic_comparison(model, pixels, task, args)
-    compat, default = (sum(t[i] for t in times.values()) for i in (0, 1))
-    print(
-        f"\nall tasks ({', '.join(args.tasks)}): compat {compat / len(times):.3f} s/QA, default "
-        f"{default / len(times):.3f} s/QA, speed-up {compat / default:.2f}x"
-    )
-    vig_comparison(model, pixels, args)
+            runs = vic_comparison(model, pixels, task, args)
+            times[task] = [per_qa(runs[path], pixels.shape[0]) for path in PATHS]
+    print(f"\nper QA over {', '.join(args.tasks)} (wall / CPU seconds):")
+    for i, path in enumerate(PATHS):
+        wall, cpu = (sum(t[i][j] for t in times.values()) / len(times) for j in (0, 1))
+        print(f"  {path:<23}{wall:.3f} / {cpu:.3f}")
+    if not args.skip_vig:
+        vig_comparison(model, pixels, args)
 
 
 if __name__ == "__main__":

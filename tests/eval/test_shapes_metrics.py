@@ -108,6 +108,18 @@ def test_report_tables(scene: Scene) -> None:
     assert "| default | desc | 1 | 100.0 | 0.00 | 1 |" in lines
 
 
+def test_records_without_vig_answers_are_scored_without_a_vig_row(scene: Scene) -> None:
+    """A default-mode run without `run.vig_answer` holds `original_answer: null`: its QA (VIG's question, VIC's
+    answer) is scored, and the report has no VIG row rather than one of empty answers."""
+    record = {**_record("Describe the image in detail.", DESCRIPTION, DESCRIPTION), "original_answer": None}
+    score = score_record(record, scene)
+    assert score.has_qa and list(score.answers) == ["answer"] and score.fully_correct("answer")
+    assert not score_record({**record, "original_answer": ""}, scene).has_qa  # VIG wrote an empty answer
+    data = report_data(score_by_mode([{**record, "mode": "default"}], {"a.png": scene}))
+    assert list(data["summary"]["desc"]) == ["default VIC (answer)"]
+    assert data["summary"]["desc"]["default VIC (answer)"]["fully_correct"] == 1.0
+
+
 def test_listing_errors_by_hand(scene: Scene) -> None:
     question = "Describe the image in detail."
     omits = "There are two objects in the image. In the top left corner there is a large red circle."

@@ -153,6 +153,21 @@ def test_merge_tool_merges_shards_and_writes_original_and_llava_files(
     assert main([str(run_dir)]) == 0  # idempotent
 
 
+def test_records_without_vig_answer_merge_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Default-mode runs without `run.vig_answer` write `original_answer: null`: merging keeps it, the original's
+    result file has the field (null), and the LLaVA export, which takes VIC's answer, is unchanged."""
+    records = [_llava_record(f"img/{i:03d}.jpg", image_id=i, original_answer=None) for i in range(4)]
+    run_dir = _make_sharded_run(tmp_path, "llava_vig", records)
+    assert main([str(run_dir), "--llava-export", str(tmp_path / "llava.json")]) == 0
+    assert "llava_vig: 4 record(s)" in capsys.readouterr().out
+    merged = [json.loads(line) for line in (run_dir / "merged.jsonl").read_text().splitlines()]
+    assert [r["original_answer"] for r in merged] == [None] * 4
+    result = _load(run_dir / "result" / "eval_epochbest.json")
+    assert len(result) == 4 and all("original_answer" in e and e["original_answer"] is None for e in result)
+    llava = _load(tmp_path / "llava.json")
+    assert [e["conversations"][1]["value"] for e in llava] == ["A red cup. It is full."] * 4
+
+
 def test_merge_tool_writes_question_json_for_the_question_task(tmp_path: Path) -> None:
     records = [
         {"key": f"{i}.jpg", "image": f"{i}.jpg", "question": f"q{i}?", "ori_answer": "a"}

@@ -37,7 +37,7 @@ def _settings(mode: str, beams: int, **kwargs: object) -> VICSettings:
 def test_default_and_compat_agree_on_greedy_sentences(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
     """Greedy decoding is prefix-consistent, so stopping at the sentence end gives the sentence compat cuts."""
     compat = vig_vic(parity_model, pixels, [CONV] * 4, _settings("compat", 1, answer_length=3))
-    default = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 1, max_sentences=3))
+    default = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 1, max_sentences=3, vig_answer=True))
     compared = 0
     for old, new in zip(compat, default, strict=True):
         assert new.question == old.question and new.original_answer == old.original_answer
@@ -138,7 +138,8 @@ def test_verify_keeps_vig_sentences_unless_a_rewrite_clearly_wins() -> None:
     embeds = model.encode_images(pixels)
     decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
     desc = GENERATION_INSTRUCTIONS["desc"]
-    vig = vig_vic(model, pixels, [desc] * 8, VICSettings(mode="default", vig_decoding=decoding, max_sentences=1))
+    vig_settings = VICSettings(mode="default", vig_decoding=decoding, max_sentences=1, vig_answer=True)
+    vig = vig_vic(model, pixels, [desc] * 8, vig_settings)
     planted = [[_plant_error(s) for s in split_sentences(r.original_answer or "")] for r in vig]
     assert (
         sum(
@@ -221,3 +222,76 @@ def test_question_starts_begin_vig_questions_and_compat_refuses_them() -> None:
     assert (alone.question, alone.answer) == (results[2].question, results[2].answer)
     with pytest.raises(ConfigError, match="use vic_mode default or verify"):
         vig_vic(model, pixels[:1], [comp], _settings("compat", 1), question_starts=["Is the"])
+
+
+@pytest.fixture(scope="module")
+def scenes_pixels() -> torch.Tensor:
+    processor = EvalImageProcessor(DEFAULT_DIMS["image_size"])
+    return torch.stack([processor(render_scene(scene)) for scene in make_scenes(6, 999)])
+
+
+def _qa(result: QAResult) -> tuple[object, ...]:
+    return result.question, result.answer, result.steps, result.step_prompts[1:], result.valid, result.stop_reason
+
+
+def test_vig_without_its_answer_gives_the_same_answers(scenes_pixels: torch.Tensor) -> None:
+    """Without `vig_answer` the records lose VIG's answer, never a VIC answer: greedy VIG stops at the end of the
+    question (greedy decoding is prefix-consistent, so the question, every VIC step and the final answer are those
+    of the whole output, for less decoding); under beam search VIG's answer takes part in choosing the question,
+    so it is still decoded. `original_answer` is None and the VIG text ends at "Answer:"."""
+    model = vigc_default()
+    for beams, task in ((1, "conv"), (1, "desc"), (1, "comp"), (3, "comp")):
+        decoding = DecodingSettings.from_lavis(num_beams=beams, max_length=250, min_length=1)
+        instructions = [GENERATION_INSTRUCTIONS[task]] * scenes_pixels.shape[0]
+        runs = {}
+        for vig_answer in (True, False):
+            stats = GenerationStats()
+            settings = VICSettings(mode="default", max_sentences=6, vig_decoding=decoding, vig_answer=vig_answer)
+            runs[vig_answer] = vig_vic(model, scenes_pixels, instructions, settings, stats), stats
+        (old, old_stats), (new, new_stats) = runs[True], runs[False]
+        assert [_qa(r) for r in new] == [_qa(r) for r in old]
+        assert sum(r.valid for r in new) >= 4
+        for before, after in zip(old, new, strict=True):
+            assert after.original_answer is None and (before.original_answer is not None) == before.valid
+            if after.valid:
+                assert after.vig_output.endswith("Answer:") and before.vig_output.startswith(after.vig_output)
+        if beams == 1:
+            assert new_stats.decoded_tokens < old_stats.decoded_tokens and new_stats.vision_calls == 1
+        else:
+            assert new_stats.decoded_tokens == old_stats.decoded_tokens
+
+
+def test_vig_question_only_stops_beam_search_at_the_question(scenes_pixels: torch.Tensor) -> None:
+    """`vig_question_only` stops VIG at the question under beam search too: less decoding, every sample still a
+    QA; the question is ranked on its own, so it may differ from the whole output's. It refuses VIG's answer."""
+    model = vigc_default()
+    decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
+    instructions = [GENERATION_INSTRUCTIONS["comp"]] * scenes_pixels.shape[0]
+    whole, question_only = GenerationStats(), GenerationStats()
+    vig_vic(model, scenes_pixels, instructions, VICSettings(vig_decoding=decoding), whole)
+    fast = VICSettings(vig_decoding=decoding, vig_question_only=True)
+    results = vig_vic(model, scenes_pixels, instructions, fast, question_only)
+    assert question_only.decoded_tokens < whole.decoded_tokens and all(r.valid and r.answer for r in results)
+    assert all(r.vig_output.endswith("Answer:") and r.original_answer is None for r in results)
+    with pytest.raises(ConfigError, match="vig_question_only"):
+        VICSettings(vig_question_only=True, vig_answer=True)
+    with pytest.raises(ConfigError, match="vig_question_only"):
+        VICSettings(mode="compat", vig_question_only=True)
+
+
+def test_questions_that_do_not_end_are_decoded_again_with_their_answer(scenes_pixels: torch.Tensor) -> None:
+    """A question not ended within `max_question_tokens` (beam search can rank a run-on above every ended
+    question) is decoded again whole: here every row, so the QA equal those of the whole output's."""
+    model = vigc_default()
+    decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
+    instructions = [GENERATION_INSTRUCTIONS["comp"]] * 3
+    kept = vig_vic(model, scenes_pixels[:3], instructions, VICSettings(vig_decoding=decoding, vig_answer=True))
+    stats = GenerationStats()
+    cut = VICSettings(vig_decoding=decoding, vig_question_only=True, max_question_tokens=2)
+    redone = vig_vic(model, scenes_pixels[:3], instructions, cut, stats)
+    assert [_qa(r) for r in redone] == [_qa(r) for r in kept] and all(r.valid for r in redone)
+    for again, whole in zip(redone, kept, strict=True):
+        assert again.vig_output.endswith("Answer:") and whole.vig_output.startswith(again.vig_output)
+    assert all(r.original_answer is None for r in redone) and stats.lm_steps > 2 * 3
+    with pytest.raises(ConfigError, match="max_question_tokens"):
+        VICSettings(max_question_tokens=0)

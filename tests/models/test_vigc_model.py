@@ -7,6 +7,7 @@ import torch
 
 from vigc.models.builders import vigc_model
 from vigc.models.decoding import DecodingSettings
+from vigc.models.text_generation import StopWhen
 from vigc.models.vigc_model import IGNORE_INDEX, VIGCModel, shift_padding_to_left
 
 
@@ -141,8 +142,7 @@ def test_min_new_tokens_forbids_early_eos(parity_model: VIGCModel) -> None:
 def test_stop_condition_ends_rows(parity_model: VIGCModel) -> None:
     period = parity_model.llm_tokenizer.encode("a.")[-1]
 
-    def stop(ids: torch.Tensor) -> torch.Tensor:
-        return ids[:, -1] == period
+    stop = StopWhen(lambda ids: ids[:, -1] == period)
 
     settings = DecodingSettings(max_new_tokens=29)
     prompt = "Generate a question based on the content of the given image and then answer it."

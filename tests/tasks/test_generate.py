@@ -109,6 +109,7 @@ def test_a_run_writes_records_original_files_and_llava_export(
         assert record["task"] == "conv" and record["provenance"]["model"]["arch"] == "vigc_model"
         assert record["vic_step_prompts"][0] == record["instruction"]
         assert record["provenance"]["vic"]["mode"] == "default"
+        assert record["original_answer"] is None  # VIG stops at its question (run.vig_answer: false)
     original = json.loads((run_dir / "llava_qa_result.json").read_text())
     assert len(original) == sum(r["valid"] for r in baseline)
     result = json.loads((run_dir / "result" / "eval_epochbest.json").read_text())  # the original's file
@@ -346,6 +347,22 @@ def test_sampled_samples_ask_new_questions(monkeypatch: pytest.MonkeyPatch) -> N
     stuck = [QAResult(instruction="i", question="same")]
     task._redraw_repeats(None, torch.zeros(1, 3, 4, 4), stuck, [{"same"}], 1, stats, None)  # type: ignore[arg-type]
     assert stuck[0].question == "same" and len(calls) == 3 + generate_llava.REDRAWS
+
+
+def test_vig_answer_is_a_run_setting() -> None:
+    from vigc.errors import ConfigError
+    from vigc.tasks.generate_llava import instruct_blip_llava_vig
+
+    assert not instruct_blip_llava_vig().vic.keeps_vig_answer
+    assert instruct_blip_llava_vig(vig_answer=True).vic.keeps_vig_answer
+    assert instruct_blip_llava_vig(vic_mode="compat").vic.keeps_vig_answer  # the original's output, always
+    assert instruct_blip_llava_vig(vic_mode="verify").vic.keeps_vig_answer  # the sentences verify checks
+    beams = {"num_beams": 5}
+    assert not instruct_blip_llava_vig(generate_cfg=beams).vic.vig_stops_at_question  # the answer ranks questions
+    assert instruct_blip_llava_vig(generate_cfg={"num_beams": 1}).vic.vig_stops_at_question
+    assert instruct_blip_llava_vig(generate_cfg=beams, vig_question_only=True).vic.vig_stops_at_question
+    with pytest.raises(ConfigError, match="vig_question_only"):
+        instruct_blip_llava_vig(vic_mode="compat", vig_question_only=True)
 
 
 def test_question_starts_are_drawn_per_image_and_checked() -> None:

@@ -58,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="default, verify: conv and comp questions start with drawn words (run.question_starts)",
     )
+    parser.add_argument(
+        "--question-only",
+        action="store_true",
+        help="default mode with run.vig_question_only (VIG stops at its question under beam search too)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="scenes per batch")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="where the model runs")

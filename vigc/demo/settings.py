@@ -144,6 +144,7 @@ class DemoSettings:
             in_section=self.paragraphs,
             last_infer_all=self.last_infer_all,
             vig_decoding=self.decoding(),
+            vig_answer=True,  # the page marks VIC's changes against VIG's answer
         )
 
     @classmethod

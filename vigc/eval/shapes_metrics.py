@@ -231,11 +231,13 @@ class QAScore:
     Attributes:
         image: The image.
         task: LLaVA subset of the instruction ("conv", "desc", "comp").
-        has_qa: The VIG output held a question and an answer.
+        has_qa: The VIG output held a question and an answer (or a question, in a run that does not keep VIG's
+            answer: `original_answer` null).
         question: The generated question (None without a QA pair).
         question_type: The question's type, None when it is not a question of the language.
         question_valid: The question is valid for the scene.
-        answers: Answer field ("original_answer", "answer", ...) → its score.
+        answers: Answer field ("original_answer", "answer", ...) → its score; a field the record does not hold, or
+            holds as null (VIG's answer in a run without it), is left out.
     """
 
     image: str
@@ -262,7 +264,8 @@ class QAScore:
 def score_record(record: Mapping[str, Any], scene: Scene, fields: Sequence[str] = ANSWER_FIELDS) -> QAScore:
     """Score a generated record (`question`, `original_answer`, the answer `fields`, `task`) against its scene."""
     question = record.get("question")
-    has_qa = bool(question) and bool(record.get("original_answer"))
+    vig_answer = record.get("original_answer")
+    has_qa = bool(question) and (vig_answer is None or bool(vig_answer))  # None: VIG's answer was not decoded
     result = QAScore(image=str(record.get("image", "")), task=str(record.get("task", "")), has_qa=has_qa)
     if not has_qa:
         return result
@@ -277,7 +280,8 @@ def score_record(record: Mapping[str, Any], scene: Scene, fields: Sequence[str] 
             reference = parsed.answer(scene)
             key = parsed.qtype.key_sentences(reference)
     for name in fields:
-        result.answers[name] = score_answer(str(record.get(name) or ""), scene, reference, key)
+        if record.get(name) is not None:
+            result.answers[name] = score_answer(str(record[name]), scene, reference, key)
     return result
 
 
@@ -319,7 +323,7 @@ class Summary:
 
 def summarize(scores: Sequence[QAScore], answer_field: str) -> Summary:
     """Aggregate the scores of `answer_field` ("original_answer" for VIG only, "answer" after VIC, ...)."""
-    qa = [s for s in scores if s.has_qa]
+    qa = [s for s in scores if s.has_qa and answer_field in s.answers]
     answers = [s.answers[answer_field] for s in qa]
     valid = [s for s in qa if s.question_valid]
     valid_answers = [s.answers[answer_field] for s in valid]
@@ -355,7 +359,7 @@ def error_by_sentence(scores: Sequence[QAScore], answer_field: str) -> list[tupl
     """
     curve: list[list[int]] = []
     for score in scores:
-        if not score.has_qa:
+        if not score.has_qa or answer_field not in score.answers:
             continue
         for index, ok in enumerate(score.answers[answer_field].sentence_ok):
             if index == len(curve):

@@ -5,10 +5,11 @@ Three behaviours, chosen by `VICSettings.mode`:
 * `compat` is the original `InstructBlipLLavaVIGTask.valid_step`: `answer_length` fixed VIC steps, each decoding a
   full `max_len` output and keeping the text before the first "." (or the first `\\n\\n` block in paragraph mode),
   `last_infer_all`, `gen_style` vig/vic, `answer_given_question`, empty answers kept.
-* `default` encodes each image once and reuses the embeddings, stops every step's decoding at the end of its
-  sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or `max_sentences`,
-  splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch, and rejects
-  invalid or empty QA instead of writing them.
+* `default` encodes each image once and reuses the embeddings, stops VIG at the end of its question (the VIC
+  steps write the answer; VIG's own answer is decoded only with `vig_answer`), stops every step's decoding at the
+  end of its sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or
+  `max_sentences`, splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch,
+  and rejects invalid or empty QA instead of writing them.
 * `verify` (beyond the original) re-reads the image for each sentence of VIG's answer: a VIC step writes its own
   version of that sentence from the question and the sentences accepted so far, and VIG's sentence is replaced
   only when the rewrite is clearly more likely under that same re-read (`verify_margin`, in mean log-probability
@@ -17,145 +18,63 @@ Three behaviours, chosen by `VICSettings.mode`:
 
 Before every VIC step the Q-Former reads the image again with the text so far as its instruction: the prompt is
 both the Q-Former text and the LLM prompt.
+
+The model is used only through `vigc.models.text_generation`'s Protocols: `VisualPromptModel` (image encoding,
+prompt embeddings, continuation scores, the tokenizer) and its `TextGenerator`, with `StopRule`s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import torch
 
 from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_output, vig_prompt
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
-from vigc.generation.parsing import parse_question_answer
+from vigc.generation.parsing import QuestionStop, parse_question_answer, question_part
+from vigc.generation.vic_types import MODES, GenerationStats, QAResult, StepCallback, VICSettings
 from vigc.models.decoding import DecodingSettings
-from vigc.models.vigc_model import GenerationOutput, VIGCModel
+from vigc.models.text_generation import GeneratedText, StopRule, VisualPromptModel
+from vigc.models.tokenizers import LLMTokenizer
 
-__all__ = ["MODES", "GenerationStats", "QAResult", "VICSettings", "vic_base_prompt", "vic_steps", "vig_vic"]
-
-MODES = ("default", "compat", "verify")
-
-# Called with a sample's `QAResult` each time it changes: after VIG, then after every VIC step (live displays).
-StepCallback = Callable[["QAResult"], None]
-
-
-@dataclass(frozen=True)
-class VICSettings:
-    """How VIG + VIC runs. Every default lives here.
-
-    Args:
-        mode: "default", "compat" (the original's algorithm, exactly) or "verify" (keep VIG's sentences unless a
-            re-read clearly prefers a rewrite).
-        answer_length: compat: number of VIC steps after VIG.
-        max_sentences: default: most sentences per answer.
-        gen_style: "vig" (VIC prompt = instruction + question) or "vic" (the question alone).
-        in_section: paragraph mode: units are `\\n\\n`-separated blocks, joined with " \\n\\n".
-        last_infer_all: compat: the last step keeps its whole output.
-        vig_decoding: decoding of the VIG step (and, in compat, of every step).
-        vic_decoding: default: decoding of the VIC steps (None: same as `vig_decoding`).
-        reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
-        verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
-            sentence, both read after the same VIC prompt, to replace it.
-    """
-
-    mode: str = "default"
-    answer_length: int = 4
-    max_sentences: int = 8
-    gen_style: str = "vig"
-    in_section: bool = False
-    last_infer_all: bool = False
-    vig_decoding: DecodingSettings = field(default_factory=DecodingSettings)
-    vic_decoding: DecodingSettings | None = None
-    reencode_images: bool = False
-    verify_margin: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"VIC mode must be one of {MODES}, got {self.mode!r}.")
-        if self.gen_style not in ("vig", "vic"):
-            raise ConfigError(f"gen_style must be 'vig' or 'vic', got {self.gen_style!r}.")
-        if self.mode == "verify" and self.in_section:
-            raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
-        if self.verify_margin < 0:
-            raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
+__all__ = [
+    "MODES",
+    "GenerationStats",
+    "QAResult",
+    "StepCallback",
+    "VICSettings",
+    "vic_base_prompt",
+    "vic_steps",
+    "vig_step",
+    "vig_vic",
+]
 
 
-@dataclass
-class QAResult:
-    """One image's VIG + VIC outcome (the original's record fields plus what we add).
-
-    Attributes:
-        instruction: the VIG instruction.
-        vig_output: the raw VIG output.
-        question: parsed question (None when VIG gave no QA pair).
-        original_answer: the VIG answer, kept for comparison.
-        answer: the corrected answer (accepted units joined).
-        answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
-            step stops after one sentence.
-        whole_text: the last prompt plus the last accepted unit (the original's `current_text`).
-        answer_lst: accepted units in paragraph mode (empty otherwise, as in the original).
-        steps: every accepted unit, in order.
-        step_prompts: the prompt of every step, VIG first.
-        step_outputs: every VIC step's raw output.
-        valid: whether the sample is usable data.
-        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig",
-            "verified").
-        rewritten: verify: indices of the VIG sentences that VIC replaced.
-    """
-
-    instruction: str
-    vig_output: str = ""
-    question: str | None = None
-    original_answer: str | None = None
-    answer: str = ""
-    answer_given_question: str | None = None
-    whole_text: str = ""
-    answer_lst: list[str] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    step_prompts: list[str] = field(default_factory=list)
-    step_outputs: list[str] = field(default_factory=list)
-    valid: bool = True
-    stop_reason: str = ""
-    rewritten: list[int] = field(default_factory=list)
-
-
-@dataclass
-class GenerationStats:
-    """Work done, for progress bars and benchmarks."""
-
-    vision_calls: int = 0
-    images_encoded: int = 0
-    lm_steps: int = 0
-    decoded_tokens: int = 0
-
-    def add(self, out: GenerationOutput, rows: int, beams: int) -> None:
-        self.lm_steps += out.num_steps
-        self.decoded_tokens += out.num_steps * rows * beams
-
-
-def _encode(model: VIGCModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
+def _encode(model: VisualPromptModel, pixels: torch.Tensor, stats: GenerationStats) -> torch.Tensor:
     stats.vision_calls += 1
     stats.images_encoded += pixels.shape[0]
     return model.encode_images(pixels)
 
 
+@torch.no_grad()
 def _generate(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     prompts: Sequence[str],
     settings: DecodingSettings,
     stats: GenerationStats,
-    stop: SentenceStop | None = None,
-) -> GenerationOutput:
-    out = model.generate(embeds, list(prompts), settings, stop=stop)
+    stop: StopRule | None = None,
+) -> GeneratedText:
+    prompt = model.prompt_embeddings(embeds, list(prompts))
+    out = model.text_generator.generate_text(prompt.inputs_embeds, prompt.attention_mask, settings, stop)
     stats.add(out, len(prompts), settings.num_beams)
     return out
 
 
 def vig_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: Sequence[str],
     settings: VICSettings,
@@ -185,7 +104,7 @@ def vig_vic(
 
 
 def vic_steps(
-    model: VIGCModel,
+    model: VisualPromptModel,
     image_embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -221,7 +140,7 @@ def _ignore(result: QAResult) -> None:
 
 
 def _compat(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: list[str],
     s: VICSettings,
@@ -242,7 +161,7 @@ def _compat(
 
 
 def _compat_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     current: list[str],
@@ -297,7 +216,7 @@ def _compat_vic_update(result: QAResult, current: str, output: str, step: int, l
 
 
 def _default(
-    model: VIGCModel,
+    model: VisualPromptModel,
     pixels: torch.Tensor,
     instructions: list[str],
     s: VICSettings,
@@ -306,11 +225,74 @@ def _default(
     starts: list[str | None],
 ) -> list[QAResult]:
     """Encode once, VIG, then sentence-by-sentence VIC with early stops for the valid samples."""
-    results = [QAResult(instruction=text) for text in instructions]
     embeds = _encode(model, pixels, stats)
+    results = vig_step(model, embeds, instructions, starts, s, stats)
+    for result in results:
+        (on_step or _ignore)(result)
+    valid = [i for i, result in enumerate(results) if result.valid]
+    bases = [vic_base_prompt(results[i].instruction, str(results[i].question), s.gen_style) for i in valid]
+    vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats, on_step=on_step)
+    return results
+
+
+def vig_step(
+    model: VisualPromptModel,
+    image_embeds: torch.Tensor,
+    instructions: list[str],
+    starts: list[str | None],
+    s: VICSettings,
+    stats: GenerationStats,
+) -> list[QAResult]:
+    """The VIG step of the default and verify modes: one question (and, when kept, VIG's answer) per image.
+
+    When `s.vig_stops_at_question`, decoding ends at the answer's first token (`QuestionStop`): the VIC steps write
+    the answer. Greedy or sampled, that is the question (and the validity) of the whole output, unless VIG's answer
+    would have held "Question:" or "Answer:" again; under beam search (`vig_question_only`) the question is ranked
+    on its own instead of together with its answer, so it can differ, and a run-on that never writes "Answer:" can
+    outrank every ended question. The question is cut at `s.max_question_tokens`, and rows left without one are
+    decoded again whole. A sample is invalid when VIG writes no question or an empty answer.
+
+    Args:
+        model: the model.
+        image_embeds: (B, N, Dv), one row per instruction.
+        instructions: B VIG instructions.
+        starts: per image, the question's given first words, or None.
+        s: behaviour and decoding.
+        stats: counters to add to.
+    """
     prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
-    vig = _generate(model, embeds, prompts, s.vig_decoding, stats)
-    valid: list[int] = []
+    if not s.vig_stops_at_question:
+        results = _vig_pass(model, image_embeds, instructions, prompts, starts, s.vig_decoding, stats, stop=False)
+        return [_drop_vig_answer(r) for r in results] if not s.keeps_vig_answer else results
+    question = s.vig_decoding.with_changes(
+        max_new_tokens=min(s.vig_decoding.max_new_tokens, s.max_question_tokens),
+        min_new_tokens=min(s.vig_decoding.min_new_tokens, s.max_question_tokens),
+    )
+    results = _vig_pass(model, image_embeds, instructions, prompts, starts, question, stats, stop=True)
+    again = [i for i, result in enumerate(results) if not result.valid]
+    if again:
+        pick = [prompts[i] for i in again], [starts[i] for i in again], [instructions[i] for i in again]
+        redone = _vig_pass(model, image_embeds[again], pick[2], pick[0], pick[1], s.vig_decoding, stats, stop=False)
+        for i, result in zip(again, redone, strict=True):
+            results[i] = _drop_vig_answer(result)
+    return results
+
+
+def _vig_pass(
+    model: VisualPromptModel,
+    image_embeds: torch.Tensor,
+    instructions: list[str],
+    prompts: list[str],
+    starts: list[str | None],
+    decoding: DecodingSettings,
+    stats: GenerationStats,
+    *,
+    stop: bool,
+) -> list[QAResult]:
+    """One VIG decoding of `prompts`, parsed; with `stop` it ends at the answer's first token (`QuestionStop`)."""
+    rule = _question_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None)) if stop else None
+    vig = _generate(model, image_embeds, prompts, decoding, stats, stop=rule)
+    results = [QAResult(instruction=text) for text in instructions]
     for i, (result, texts) in enumerate(zip(results, vig.texts, strict=True)):
         result.step_prompts.append(prompts[i])
         result.vig_output = vig_output(starts[i], texts[0])
@@ -319,23 +301,52 @@ def _default(
             result.valid, result.stop_reason = False, "invalid_vig"
             continue
         result.question, result.original_answer = parsed
-        valid.append(i)
-    for result in results:
-        (on_step or _ignore)(result)
-    bases = [vic_base_prompt(results[i].instruction, str(results[i].question), s.gen_style) for i in valid]
-    vic_steps(model, embeds[valid], [results[i] for i in valid], bases, s, stats, on_step=on_step)
+        if stop:  # what VIG wrote of its answer is a token: the record keeps the text up to "Answer:"
+            _drop_vig_answer(result)
     return results
 
 
-def _vic_decoding(model: VIGCModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
+def _drop_vig_answer(result: QAResult) -> QAResult:
+    """The result without VIG's answer: `original_answer` None, the VIG text cut after "Answer:"."""
+    if result.valid:
+        result.original_answer = None
+        result.vig_output = question_part(result.vig_output) or result.vig_output
+    return result
+
+
+def _vic_decoding(model: VisualPromptModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
     """The decoding of the VIC steps and their stop rule (the end of a sentence, or of a paragraph)."""
     decoding = s.vic_decoding or s.vig_decoding
-    stop = SentenceStop(model.llm_tokenizer, skip=int(decoding.hidden_bos_id is not None), paragraphs=s.in_section)
-    return decoding, stop
+    return decoding, _sentence_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None), s.in_section)
+
+
+# The stop rules read a table of the whole vocabulary (a decode per token: a fraction of a second for 32000 tokens),
+# built on first use: one rule per tokenizer and setting, not one per batch. Keyed by the tokenizer's identity; each
+# entry holds the tokenizer, so that id is not reused while it is cached.
+_STOP_RULES: dict[tuple[str, int, int, bool], tuple[LLMTokenizer, Any]] = {}
+_MAX_STOP_RULES = 8
+_Rule = TypeVar("_Rule")
+
+
+def _cached_rule(key: tuple[str, int, int, bool], tokenizer: LLMTokenizer, make: Callable[[], _Rule]) -> _Rule:
+    if key not in _STOP_RULES:
+        if len(_STOP_RULES) >= _MAX_STOP_RULES:
+            del _STOP_RULES[next(iter(_STOP_RULES))]
+        _STOP_RULES[key] = (tokenizer, make())
+    return cast(_Rule, _STOP_RULES[key][1])
+
+
+def _sentence_stop(tokenizer: LLMTokenizer, skip: int, paragraphs: bool) -> SentenceStop:
+    key = ("sentence", id(tokenizer), skip, paragraphs)
+    return _cached_rule(key, tokenizer, lambda: SentenceStop(tokenizer, skip=skip, paragraphs=paragraphs))
+
+
+def _question_stop(tokenizer: LLMTokenizer, skip: int) -> QuestionStop:
+    return _cached_rule(("question", id(tokenizer), skip, False), tokenizer, lambda: QuestionStop(tokenizer, skip=skip))
 
 
 def _default_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -365,7 +376,7 @@ def _default_vic(
 
 
 def _verify_vic(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     results: list[QAResult],
     bases: list[str],
@@ -403,7 +414,7 @@ def _verify_vic(
 
 
 def _prefer_rewrites(
-    model: VIGCModel,
+    model: VisualPromptModel,
     embeds: torch.Tensor,
     prompts: list[str],
     drafts: list[str],

@@ -9,21 +9,23 @@ transformers 4.33's generate-from-embeddings that transformers 5 changed (fixtur
 * 4.33's beam search (`BeamSearchScorer` with `early_stopping=False`) scores a finished hypothesis by
   `sum_logprobs / len(ids_before_eos) ** length_penalty` and stops a batch row with the `cur_len` heuristic.
 
-Everything here is plain torch; the LM is only called through `LMStep`.
+Two things differ from 4.33 for speed, not for the output (the oracle tests compare 1000 cases with 4.33): the
+prompt's forward runs once per input before its rows are repeated for beams or returned sequences, and the beams of
+inputs already done leave the LM batch. Everything here is plain torch; the LM is only called through `LMStep`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from vigc.errors import ConfigError
 
-StopCondition = Callable[[torch.Tensor], torch.Tensor]
-"""Called with the generated ids (N, T) after each step; returns a bool (N,) of rows to finish now."""
+if TYPE_CHECKING:  # text_generation imports the settings from here
+    from vigc.models.text_generation import StopRule
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,10 @@ class DecodingOutput:
 
 
 class LMStep(Protocol):
-    """One forward of the language model on new input embeddings, extending the cache."""
+    """One forward of the language model on new input embeddings, extending the cache.
+
+    The cache is a transformers `Cache`: `reorder_cache(index)` selects (and repeats) its rows in place.
+    """
 
     def __call__(
         self,
@@ -206,7 +211,7 @@ def _start_ids(n: int, settings: DecodingSettings, device: torch.device) -> torc
 def decode(
     inputs: DecodingInputs,
     settings: DecodingSettings,
-    stop: StopCondition | None = None,
+    stop: StopRule | None = None,
     generator: torch.Generator | None = None,
 ) -> DecodingOutput:
     """Decode with `settings`; greedy/sampling when `num_beams == 1`, beam search otherwise.
@@ -223,25 +228,30 @@ def decode(
     return _beam_search(inputs, settings, stop)
 
 
-def _expand(inputs: DecodingInputs, times: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _prefill(inputs: DecodingInputs, times: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """The prompt's forward, then its logits, cache and mask repeated `times` times per input (N → N * times rows).
+
+    4.33 repeated the prompt before this forward; its copies are identical rows, so one forward per input gives the
+    same logits and cache (bitwise on CPU, the oracle tests check it) for 1/times of the prompt's cost, which is
+    most of a short VIC step's."""
+    mask = inputs.attention_mask
+    logits, cache = inputs.step(inputs.inputs_embeds, mask, prompt_position_ids(mask), None)
     if times == 1:
-        return inputs.inputs_embeds, inputs.attention_mask
-    return (
-        inputs.inputs_embeds.repeat_interleave(times, dim=0),
-        inputs.attention_mask.repeat_interleave(times, dim=0),
-    )
+        return logits, cache, mask
+    index = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(times)
+    cache.reorder_cache(index)
+    return logits[index], cache, mask[index]
 
 
 def _sample_or_greedy(
     inputs: DecodingInputs,
     settings: DecodingSettings,
-    stop: StopCondition | None,
+    stop: StopRule | None,
     generator: torch.Generator | None,
 ) -> DecodingOutput:
     """4.33 `greedy_search`/`sample`: processors on raw logits; finished rows are padded."""
-    embeds, mask = _expand(inputs, settings.num_return_sequences)
-    n, device = embeds.shape[0], embeds.device
-    logits, cache = inputs.step(embeds, mask, prompt_position_ids(mask), None)
+    logits, cache, mask = _prefill(inputs, settings.num_return_sequences)
+    n, device = mask.shape[0], mask.device
     ids = _start_ids(n, settings, device)
     unfinished = torch.ones(n, dtype=torch.bool, device=device)
     logprob_sum = torch.zeros(n, device=device)
@@ -310,53 +320,72 @@ def _select_beams(
     state: _BeamState,
     top_scores: torch.Tensor,
     top_ids: torch.Tensor,
+    ended: torch.Tensor,
     settings: DecodingSettings,
     eos: int,
     pad: int,
-    stopped: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """4.33 `BeamSearchScorer.process` for one step; returns next scores, tokens and source rows (N*K,)."""
+    """4.33 `BeamSearchScorer.process` for one step; returns next scores, tokens and source rows (N*K,).
+
+    Args:
+        state: the search so far (hypotheses and `done` are updated).
+        top_scores: (N, W) best candidate scores per input, sorted.
+        top_ids: (N, W, 2) their (token, source row).
+        ended: (N, W) candidates that end a hypothesis: EOS, or the stop rule.
+        settings: decoding settings.
+        eos: end-of-sequence id.
+        pad: id of the done inputs' rows.
+    """
     k = settings.num_beams
     n = len(state.hyps)
-    next_scores = torch.zeros(n, k, dtype=top_scores.dtype)
-    next_tokens = torch.full((n, k), pad, dtype=torch.long)
-    next_rows = torch.zeros(n, k, dtype=torch.long)
+    next_scores = [[0.0] * k for _ in range(n)]
+    next_tokens = [[pad] * k for _ in range(n)]
+    next_rows = [[0] * k for _ in range(n)]
     # A hypothesis ended by EOS is scored by its length without the EOS: `ids` already counts the hidden BOS
     # when there is one; without it, the EOS slot takes its place.
     bonus = 0 if settings.hidden_bos_id is not None else 1
     # 4.33 `process`: `cur_len = input_ids.shape[-1] + 1`, the length the candidate scores were computed on,
     # whether or not `input_ids` holds the hidden BOS. A smaller value ends rows too early (the late VIC steps).
     cur_len = state.ids.shape[1] + 1
+    # Python lists: element access on tensors costs microseconds each, and this runs for every candidate.
+    scores_by_input, ids_by_input, ended_by_input = top_scores.tolist(), top_ids.tolist(), ended.tolist()
     for b in range(n):
         if state.done[b]:
             continue
         filled = 0
-        for rank in range(top_ids.shape[1]):
-            score, token, row = float(top_scores[b, rank]), int(top_ids[b, rank, 0]), int(top_ids[b, rank, 1])
-            ended = token == eos or (stopped is not None and bool(stopped[row, token]))
-            if ended:
+        for rank, (score, (token, row), is_end) in enumerate(
+            zip(scores_by_input[b], ids_by_input[b], ended_by_input[b], strict=True)
+        ):
+            if is_end:
                 if rank >= k:
                     continue
                 kept = state.ids[row] if token == eos else torch.cat([state.ids[row], state.ids.new_tensor([token])])
                 state.hyps[b].add(kept, score, kept.shape[0] + (bonus if token == eos else 0))
             else:
-                next_scores[b, filled], next_tokens[b, filled], next_rows[b, filled] = score, token, row
+                next_scores[b][filled], next_tokens[b][filled], next_rows[b][filled] = score, token, row
                 filled += 1
             if filled == k:
                 break
         if filled < k:  # a stop rule ended every candidate: the empty slots are dead beams, never picked
-            next_scores[b, filled:] = -1e9
-        state.done[b] = state.hyps[b].is_done(float(top_scores[b].max()), cur_len)
-    return next_scores.view(-1), next_tokens.view(-1), next_rows.view(-1)
+            next_scores[b][filled:] = [-1e9] * (k - filled)
+        state.done[b] = state.hyps[b].is_done(scores_by_input[b][0], cur_len)  # the best score: topk sorts
+    return (
+        torch.tensor(next_scores, dtype=top_scores.dtype).view(-1),
+        torch.tensor(next_tokens, dtype=torch.long).view(-1),
+        torch.tensor(next_rows, dtype=torch.long).view(-1),
+    )
 
 
-def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopCondition | None) -> DecodingOutput:
-    """4.33 `beam_search`: processors on log-softmax scores, 2K candidates, `cur_len` stopping heuristic."""
+def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopRule | None) -> DecodingOutput:
+    """4.33 `beam_search`: processors on log-softmax scores, 2K candidates, `cur_len` stopping heuristic.
+
+    The LM runs only on the beams of inputs not yet done (4.33 ran every row to the end of the batch): a done input's
+    logits are never read, and the other rows' do not depend on them.
+    """
     k = settings.num_beams
-    embeds, mask = _expand(inputs, k)
-    n_rows, device = embeds.shape[0], embeds.device
+    logits, cache, mask = _prefill(inputs, k)
+    n_rows, device = mask.shape[0], mask.device
     n = n_rows // k
-    logits, cache = inputs.step(embeds, mask, prompt_position_ids(mask), None)
     beam_scores = torch.zeros(n, k, device=device)
     beam_scores[:, 1:] = -1e9
     state = _BeamState(
@@ -365,81 +394,98 @@ def _beam_search(inputs: DecodingInputs, settings: DecodingSettings, stop: StopC
         hyps=[_Hypotheses(k, settings.length_penalty) for _ in range(n)],
         done=[False] * n,
     )
+    running = torch.arange(n_rows, device=device)  # the full-layout rows the LM batch (and the cache) holds
     steps = 0
     for step in range(settings.max_new_tokens):
         logprobs = _process_scores(logits.log_softmax(-1), state.ids, settings, inputs.eos_token_id)
         vocab = logprobs.shape[-1]
         candidates = (logprobs + state.scores[:, None]).view(n, k * vocab)
-        by_row = _stops_by_row(stop, state.ids, vocab)  # the same whatever the candidates: once per step
-        width = 2 * k  # with EOS alone, at most k of the 2k best candidates end: k live beams remain
-        while True:
-            top_scores, top_flat = torch.topk(candidates, width, dim=1, largest=True, sorted=True)
-            rows = top_flat // vocab + torch.arange(n, device=device)[:, None] * k
-            top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
-            stopped = by_row if by_row is not None else _stopped_extensions(stop, state.ids, top_ids, n_rows, vocab)
-            # A stop rule can end every extension of a beam (after a sentence end, any word confirms it): look
-            # further down the ranking until each open input has k live candidates.
-            if stopped is None or width >= k * vocab or _enough_live(state, top_ids, stopped, k, inputs.eos_token_id):
-                break
-            width = min(4 * width, k * vocab)
+        top_scores, top_ids, ended = _top_candidates(state, candidates, stop, k, inputs.eos_token_id)
         scores, tokens, source = _select_beams(
-            state, top_scores.cpu(), top_ids, settings, inputs.eos_token_id, inputs.pad_token_id, stopped
+            state, top_scores, top_ids, ended, settings, inputs.eos_token_id, inputs.pad_token_id
         )
         state.ids = torch.cat([state.ids[source.to(device)], tokens.to(device)[:, None]], dim=1)
         state.scores = scores.to(device)
         if all(state.done) or step == settings.max_new_tokens - 1:
             break
-        cache.reorder_cache(source.to(device))
-        mask = torch.cat([mask, mask.new_ones(n_rows, 1)], dim=1)
+        open_rows, keep = _open_rows(state.done, k, running, source.to(device))
+        cache.reorder_cache(keep)
+        mask = torch.cat([mask[keep], mask.new_ones(keep.shape[0], 1)], dim=1)
         position = mask.long().sum(-1, keepdim=True) - 1
-        logits, cache = inputs.step(inputs.embed(tokens.to(device)[:, None]), mask, position, cache)
+        step_logits, cache = inputs.step(inputs.embed(tokens.to(device)[open_rows, None]), mask, position, cache)
+        logits = step_logits.new_zeros(n_rows, step_logits.shape[-1]).index_copy(0, open_rows, step_logits)
+        running = open_rows
         steps += 1
     return _finalize(state, settings, inputs.eos_token_id, inputs.pad_token_id, steps + 1)
 
 
-def _enough_live(state: _BeamState, top_ids: torch.Tensor, stopped: torch.Tensor, k: int, eos: int) -> bool:
-    """Whether every open input has at least k candidates among `top_ids` that do not end a hypothesis."""
-    for b, done in enumerate(state.done):
-        if done:
-            continue
-        live = sum(1 for token, row in top_ids[b].tolist() if token != eos and not bool(stopped[row, token]))
-        if live < k:
-            return False
-    return True
+def _open_rows(
+    done: list[bool], k: int, running: torch.Tensor, source: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The beams (full-layout rows) of the inputs still open, and where each one's source row is in the LM batch
+    (`running`: the full-layout rows the batch and its cache hold now)."""
+    open_rows = torch.tensor([row for row in range(len(done) * k) if not done[row // k]], device=running.device)
+    at = torch.full((len(done) * k,), -1, dtype=torch.long, device=running.device)
+    at[running] = torch.arange(running.shape[0], device=running.device)
+    return open_rows, at[source[open_rows]]
 
 
-def _stops_by_row(stop: StopCondition | None, ids: torch.Tensor, vocab: int) -> torch.Tensor | None:
-    """(N*K, V) ended flags for every extension, when the rule says per row whether every `may_stop` token ends
-    it (`extension_ends`, the sentence rule): nothing to decode per candidate. None otherwise."""
-    may_stop = getattr(stop, "may_stop", None)
-    extension_ends = getattr(stop, "extension_ends", None)
-    if may_stop is None or extension_ends is None:
-        return None
-    rows = extension_ends(ids)
-    return None if rows is None else rows.cpu()[:, None] & may_stop(torch.arange(vocab))[None, :]
+def _top_candidates(
+    state: _BeamState, candidates: torch.Tensor, stop: StopRule | None, k: int, eos: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The best candidates of each input (N, W): scores, (token, source row) pairs (N, W, 2) and whether each ends
+    a hypothesis (EOS or the stop rule), on the CPU.
+
+    With EOS alone at most k of the 2k best end, so k live beams remain; a stop rule can end every extension of a
+    beam (after a sentence end, any word confirms it), so the ranking is read further down until each open input
+    has k live candidates."""
+    n, width = candidates.shape[0], 2 * k
+    vocab = candidates.shape[1] // k
+    open_rows = [row for row in range(n * k) if not state.done[row // k]]  # a done input's candidates are not read
+    row_ends = _row_ends(stop, state.ids, open_rows)  # the same whatever the candidates: once per step
+    open_inputs = ~torch.tensor(state.done)
+    while True:
+        top_scores, top_flat = torch.topk(candidates, width, dim=1, largest=True, sorted=True)
+        rows = top_flat // vocab + torch.arange(n, device=candidates.device)[:, None] * k
+        top_ids = torch.stack([top_flat % vocab, rows], dim=-1).cpu()
+        ended = top_ids[..., 0] == eos
+        if stop is None:
+            break
+        may_stop = stop.may_stop(top_ids[..., 0].reshape(-1)).view(n, width)
+        if row_ends is not None:  # the rule knows per row: no candidate to decode
+            ended |= may_stop & row_ends[top_ids[..., 1]]
+        else:
+            ended |= _candidates_ending(stop, state.ids, top_ids, may_stop & open_inputs[:, None])
+        if width >= k * vocab or bool(((~ended).sum(1)[open_inputs] >= k).all()):
+            break
+        width = min(4 * width, k * vocab)
+    return top_scores.cpu(), top_ids, ended
 
 
-def _stopped_extensions(
-    stop: StopCondition | None, ids: torch.Tensor, top_ids: torch.Tensor, n_rows: int, vocab: int
-) -> torch.Tensor | None:
-    """For a stop rule under beam search: which (row, token) candidate extensions end a hypothesis."""
+def _row_ends(stop: StopRule | None, ids: torch.Tensor, open_rows: list[int]) -> torch.Tensor | None:
+    """(N*K,) rows of which every `may_stop` token ends the hypothesis, when the rule says so per row
+    (`StopRule.extension_ends`, e.g. the sentence rule); None otherwise. Only `open_rows` are asked."""
     if stop is None:
         return None
-    may_stop = getattr(stop, "may_stop", None)
-    flags = torch.zeros(n_rows, vocab, dtype=torch.bool)
-    pairs = {(int(r), int(t)) for t, r in top_ids.view(-1, 2).tolist()}
-    if may_stop is not None:  # a cheap pre-filter the rule offers: skip candidates that cannot end anything
-        tokens = sorted({t for _, t in pairs})
-        allowed = {t for t, ok in zip(tokens, may_stop(torch.tensor(tokens)).tolist(), strict=True) if ok}
-        pairs = {(r, t) for r, t in pairs if t in allowed}
-    if not pairs:
-        return flags
-    ordered = sorted(pairs)
-    candidates = torch.cat([ids[[r for r, _ in ordered]], ids.new_tensor([t for _, t in ordered])[:, None]], dim=1)
-    ended = stop(candidates).cpu()
-    for (row, token), is_end in zip(ordered, ended.tolist(), strict=True):
-        flags[row, token] = is_end
-    return flags
+    ends = stop.extension_ends(ids[open_rows])
+    if ends is None:
+        return None
+    rows = torch.zeros(ids.shape[0], dtype=torch.bool)
+    rows[open_rows] = ends.cpu()
+    return rows
+
+
+def _candidates_ending(stop: StopRule, ids: torch.Tensor, top_ids: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
+    """(N, W) which candidates (token, source row) in `top_ids` (N, W, 2) end a hypothesis by the stop rule; only
+    the `asked` ones (those the rule's `may_stop` lets through, of open inputs) are decoded."""
+    ended = torch.zeros(asked.shape, dtype=torch.bool)
+    where = asked.nonzero()
+    if where.shape[0] == 0:
+        return ended
+    tokens, rows = top_ids[where[:, 0], where[:, 1], 0], top_ids[where[:, 0], where[:, 1], 1]
+    extended = torch.cat([ids[rows.to(ids.device)], tokens.to(ids.device)[:, None]], dim=1)
+    ended[where[:, 0], where[:, 1]] = stop(extended).cpu()
+    return ended
 
 
 def _finalize(state: _BeamState, settings: DecodingSettings, eos: int, pad: int, num_steps: int) -> DecodingOutput:

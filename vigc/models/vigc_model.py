@@ -17,7 +17,15 @@ from torch import nn
 from transformers import InstructBlipQFormerModel, InstructBlipVisionModel, PreTrainedModel
 
 from vigc.models.checkpoints import LoadReport
-from vigc.models.decoding import DecodingInputs, DecodingSettings, StopCondition, decode
+from vigc.models.decoding import DecodingInputs, DecodingSettings, decode
+from vigc.models.text_generation import (
+    GeneratedText,
+    PromptEmbeddings,
+    StopRule,
+    TextGenerator,
+    decode_generated,
+    group_texts,
+)
 from vigc.models.tokenizers import LLMTokenizer, QFormerTokenizer
 
 IGNORE_INDEX = -100
@@ -67,26 +75,18 @@ class LossOutput:
 
 
 @dataclass
-class GenerationOutput:
-    """Generated texts, `num_return_sequences` per input.
+class GenerationOutput(GeneratedText):
+    """`GeneratedText` (texts, sequences, scores, num_steps) and the prompt it was generated from.
 
     Attributes:
-        texts: B lists of R decoded, stripped texts.
-        sequences: (B * R, T) raw ids as the decoder produced them.
-        scores: (B * R,) sequence scores (length-normalised log-probability).
         prompt_embeds: (B, L, H) left-padded prompt embeddings given to the LM.
         prompt_attention_mask: (B, L).
         prompt_input_ids: (B, T) right-padded prompt ids before the shift to the left.
-        num_steps: decoding steps run.
     """
 
-    texts: list[list[str]]
-    sequences: torch.Tensor
-    scores: torch.Tensor
     prompt_embeds: torch.Tensor
     prompt_attention_mask: torch.Tensor
     prompt_input_ids: torch.Tensor
-    num_steps: int
 
 
 @dataclass
@@ -161,6 +161,46 @@ class CausalLMStep:
         return logits.to(torch.promote_types(logits.dtype, torch.float32)), getattr(out, self._cache_arg)
 
 
+class LoopTextGenerator:
+    """Our decoding loop (`vigc.models.decoding.decode`, transformers 4.33's search) as a `TextGenerator`.
+
+    Args:
+        language_model: a transformers `*ForCausalLM`.
+        tokenizer: its LLM tokenizer (EOS ends rows and pads them, as in the original's generation config).
+    """
+
+    def __init__(self, language_model: PreTrainedModel, tokenizer: LLMTokenizer) -> None:
+        self.language_model = language_model
+        self.tokenizer = tokenizer
+        self._step = CausalLMStep(language_model)
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        embeddings = cast(nn.Embedding, self.language_model.get_input_embeddings())
+        return embeddings(ids.to(embeddings.weight.device))
+
+    @torch.no_grad()
+    def generate_text(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        settings: DecodingSettings,
+        stop: StopRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> GeneratedText:
+        """Decode with `settings` (see `TextGenerator.generate_text`)."""
+        inputs = DecodingInputs(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            embed=self._embed,
+            step=self._step,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.eos_token_id,
+        )
+        out = decode(inputs, settings, stop=stop, generator=generator)
+        texts = group_texts(decode_generated(self.tokenizer, out.sequences), settings.num_return_sequences)
+        return GeneratedText(texts, out.sequences, out.scores, out.num_steps)
+
+
 class VIGCModel(nn.Module):
     """Vision encoder, Q-Former and LLM wired together; every method takes typed inputs.
 
@@ -206,7 +246,8 @@ class VIGCModel(nn.Module):
         self.max_output_txt_len = max_output_txt_len
         self.prompt = prompt
         self.load_reports: list[LoadReport] = []
-        self._lm_step = CausalLMStep(language_model)
+        # The decoding engine of `generate` and of VIG/VIC; assign another `TextGenerator` to decode with it.
+        self.text_generator: TextGenerator = LoopTextGenerator(language_model, llm_tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -320,9 +361,7 @@ class VIGCModel(nn.Module):
         )
         return LossOutput(loss=loss, logits=logits, batch=batch)
 
-    def prompt_inputs(
-        self, image_embeds: torch.Tensor, prompts: str | Sequence[str]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def prompt_embeddings(self, image_embeds: torch.Tensor, prompts: str | Sequence[str]) -> PromptEmbeddings:
         """Left-padded `[pads][prefix][bos prompt]` embeddings and mask, plus the right-padded prompt ids."""
         prompts = _as_list(prompts, image_embeds.shape[0])
         prefix = self.visual_prefix(image_embeds, prompts).embeds.to(self._llm_dtype())
@@ -332,7 +371,7 @@ class VIGCModel(nn.Module):
         embeds = torch.cat([prefix, self._embed_ids(ids)], dim=1)
         full_mask = torch.cat([torch.ones(prefix.shape[:2], dtype=torch.long, device=self.device), mask], dim=1)
         embeds, full_mask = shift_padding_to_left(embeds, full_mask)
-        return embeds, full_mask, ids
+        return PromptEmbeddings(embeds, full_mask, ids)
 
     @torch.no_grad()
     def generate(
@@ -340,39 +379,30 @@ class VIGCModel(nn.Module):
         image_embeds: torch.Tensor,
         prompts: str | Sequence[str] | None = None,
         settings: DecodingSettings | None = None,
-        stop: StopCondition | None = None,
+        stop: StopRule | None = None,
         generator: torch.Generator | None = None,
     ) -> GenerationOutput:
-        """Generate from `[visual prefix][prompt]`, batched with left padding.
+        """Generate from `[visual prefix][prompt]`, batched with left padding, with `self.text_generator`.
 
         Args:
             image_embeds: (B, N, Dv) from `encode_images`.
             prompts: one per image, a single str for all, or None for the model's default prompt.
             settings: decoding settings (defaults: greedy, 256 new tokens).
-            stop: optional stopping rule (see `vigc.models.decoding.decode`).
+            stop: optional stopping rule (see `vigc.models.text_generation.StopRule`).
             generator: RNG for sampling.
         """
         settings = settings or DecodingSettings()
-        embeds, mask, prompt_ids = self.prompt_inputs(image_embeds, self.prompt if prompts is None else prompts)
-        tok = self.llm_tokenizer
-        inputs = DecodingInputs(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            embed=self._embed_ids,
-            step=self._lm_step,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.eos_token_id,
+        prompt = self.prompt_embeddings(image_embeds, self.prompt if prompts is None else prompts)
+        out = self.text_generator.generate_text(prompt.inputs_embeds, prompt.attention_mask, settings, stop, generator)
+        return GenerationOutput(
+            texts=out.texts,
+            sequences=out.sequences,
+            scores=out.scores,
+            num_steps=out.num_steps,
+            prompt_embeds=prompt.inputs_embeds,
+            prompt_attention_mask=prompt.attention_mask,
+            prompt_input_ids=prompt.input_ids,
         )
-        out = decode(inputs, settings, stop=stop, generator=generator)
-        texts = self.decode_texts(out.sequences)
-        r = settings.num_return_sequences
-        grouped = [texts[i * r : (i + 1) * r] for i in range(image_embeds.shape[0])]
-        return GenerationOutput(grouped, out.sequences, out.scores, embeds, mask, prompt_ids, out.num_steps)
-
-    def decode_texts(self, sequences: torch.Tensor) -> list[str]:
-        """Decode generated ids as the original did: id 0 → eos, skip special tokens, strip."""
-        ids = sequences.masked_fill(sequences == 0, self.llm_tokenizer.eos_token_id)
-        return [text.strip() for text in self.llm_tokenizer.batch_decode(ids.tolist(), for_generation=True)]
 
     @torch.no_grad()
     def continuation_logprobs(

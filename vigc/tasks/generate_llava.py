@@ -243,6 +243,8 @@ def instruct_blip_llava_vig(
     vic_mode: str = "default",
     max_sentences: int = 8,
     verify_margin: float = 0.5,
+    vig_answer: bool = False,
+    vig_question_only: bool = False,
     question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
@@ -268,6 +270,11 @@ def instruct_blip_llava_vig(
             "verify" (VIC re-reads each VIG sentence and replaces only those it clearly writes otherwise).
         max_sentences: default and verify modes: most sentences per answer.
         verify_margin: verify mode: how much more likely (mean log-probability per token) a rewrite must be.
+        vig_answer: default mode: keep VIG's own answer (`original_answer`, e.g. for quality reports); otherwise
+            `original_answer` is null, and greedy or sampled VIG stops at the end of its question (the same
+            question). compat and verify always keep it.
+        vig_question_only: default mode: VIG stops at the end of its question under beam search too (faster; the
+            question is then ranked without its answer, so it can differ).
         question_starts: default and verify modes: the first words of VIG's question, drawn per (image, sample)
             from these {words: weight} (seeded by `seed` and the image, so a resume draws the same), as the
             original's OKVQA question pass did; more kinds of question under beam search. None: VIG chooses.
@@ -305,6 +312,8 @@ def instruct_blip_llava_vig(
         answer_length=answer_length,
         max_sentences=max_sentences,
         verify_margin=verify_margin,
+        vig_answer=vig_answer,
+        vig_question_only=vig_question_only,
         gen_style=gen_style,
         in_section=in_section,
         last_infer_all=last_infer_all,

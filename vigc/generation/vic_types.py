@@ -1,0 +1,141 @@
+"""What VIG + VIC (`vigc.generation.vic`) takes and gives: its settings, each sample's result, the work done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vigc.errors import ConfigError
+from vigc.models.decoding import DecodingSettings
+from vigc.models.text_generation import GeneratedText
+
+__all__ = ["MODES", "GenerationStats", "QAResult", "StepCallback", "VICSettings"]
+
+MODES = ("default", "compat", "verify")
+
+# Called with a sample's `QAResult` each time it changes: after VIG, then after every VIC step (live displays).
+StepCallback = Callable[["QAResult"], None]
+
+
+@dataclass(frozen=True)
+class VICSettings:
+    """How VIG + VIC runs. Every default lives here.
+
+    Args:
+        mode: "default", "compat" (the original's algorithm, exactly) or "verify" (keep VIG's sentences unless a
+            re-read clearly prefers a rewrite).
+        answer_length: compat: number of VIC steps after VIG.
+        max_sentences: default: most sentences per answer.
+        gen_style: "vig" (VIC prompt = instruction + question) or "vic" (the question alone).
+        in_section: paragraph mode: units are `\\n\\n`-separated blocks, joined with " \\n\\n".
+        last_infer_all: compat: the last step keeps its whole output.
+        vig_decoding: decoding of the VIG step (and, in compat, of every step).
+        vic_decoding: default: decoding of the VIC steps (None: same as `vig_decoding`).
+        reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
+        verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
+            sentence, both read after the same VIC prompt, to replace it.
+        vig_answer: default: keep VIG's own answer (`original_answer`, for quality reports). Without it VIG stops
+            at the end of its question whenever that gives the same question: greedy or sampled VIG (under beam
+            search the answer takes part in choosing the question). compat and verify always keep it (the
+            original's output; the sentences verify checks).
+        vig_question_only: default: VIG stops at the end of its question under beam search too. Faster, but the
+            question is then ranked on its own instead of together with its answer, so it can differ.
+        max_question_tokens: when VIG stops at its question: most tokens it decodes for it (within
+            `vig_decoding.max_new_tokens`); a row still without one is decoded again with its answer.
+    """
+
+    mode: str = "default"
+    answer_length: int = 4
+    max_sentences: int = 8
+    gen_style: str = "vig"
+    in_section: bool = False
+    last_infer_all: bool = False
+    vig_decoding: DecodingSettings = field(default_factory=DecodingSettings)
+    vic_decoding: DecodingSettings | None = None
+    reencode_images: bool = False
+    verify_margin: float = 0.5
+    vig_answer: bool = False
+    vig_question_only: bool = False
+    max_question_tokens: int = 64
+
+    @property
+    def keeps_vig_answer(self) -> bool:
+        """Whether results keep VIG's answer (compat and verify always; default only with `vig_answer`)."""
+        return self.vig_answer or self.mode != "default"
+
+    @property
+    def vig_stops_at_question(self) -> bool:
+        """Whether VIG stops at the end of its question: default mode without `vig_answer`, when VIG is greedy or
+        sampled (the same question as the whole output) or with `vig_question_only`."""
+        one_row = self.vig_decoding.num_beams == 1
+        return not self.keeps_vig_answer and (one_row or self.vig_question_only)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"VIC mode must be one of {MODES}, got {self.mode!r}.")
+        if self.gen_style not in ("vig", "vic"):
+            raise ConfigError(f"gen_style must be 'vig' or 'vic', got {self.gen_style!r}.")
+        if self.mode == "verify" and self.in_section:
+            raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
+        if self.verify_margin < 0:
+            raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
+        if self.vig_question_only and self.keeps_vig_answer:
+            raise ConfigError(
+                "vig_question_only stops VIG before its answer: it runs in vic_mode default without vig_answer."
+            )
+        if self.max_question_tokens < 1:
+            raise ConfigError(f"max_question_tokens must be at least 1, got {self.max_question_tokens}.")
+
+
+@dataclass
+class QAResult:
+    """One image's VIG + VIC outcome (the original's record fields plus what we add).
+
+    Attributes:
+        instruction: the VIG instruction.
+        vig_output: the raw VIG output.
+        question: parsed question (None when VIG gave no QA pair).
+        original_answer: the VIG answer, kept for comparison (None when VIG did not decode it: default mode
+            without `vig_answer`).
+        answer: the corrected answer (accepted units joined).
+        answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
+            step stops after one sentence.
+        whole_text: the last prompt plus the last accepted unit (the original's `current_text`).
+        answer_lst: accepted units in paragraph mode (empty otherwise, as in the original).
+        steps: every accepted unit, in order.
+        step_prompts: the prompt of every step, VIG first.
+        step_outputs: every VIC step's raw output.
+        valid: whether the sample is usable data.
+        stop_reason: why VIC ended ("steps", "eos", "empty", "max_sentences", "max_tokens", "invalid_vig",
+            "verified").
+        rewritten: verify: indices of the VIG sentences that VIC replaced.
+    """
+
+    instruction: str
+    vig_output: str = ""
+    question: str | None = None
+    original_answer: str | None = None
+    answer: str = ""
+    answer_given_question: str | None = None
+    whole_text: str = ""
+    answer_lst: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    step_prompts: list[str] = field(default_factory=list)
+    step_outputs: list[str] = field(default_factory=list)
+    valid: bool = True
+    stop_reason: str = ""
+    rewritten: list[int] = field(default_factory=list)
+
+
+@dataclass
+class GenerationStats:
+    """Work done, for progress bars and benchmarks."""
+
+    vision_calls: int = 0
+    images_encoded: int = 0
+    lm_steps: int = 0
+    decoded_tokens: int = 0
+
+    def add(self, out: GeneratedText, rows: int, beams: int) -> None:
+        self.lm_steps += out.num_steps
+        self.decoded_tokens += out.num_steps * rows * beams
