@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,19 @@ def test_the_module_runs_and_parses_arguments_without_torch(tmp_path: Path) -> N
     result = subprocess.run([*command, "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "parquet: 1 rows (1 QA)" in result.stdout
+
+
+def test_dpo_says_how_to_keep_vig_answers_when_a_run_has_none(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Default VIC keeps VIG's answer only with run.vig_answer=true: without it there is nothing to pair."""
+    run = tmp_path / "no_vig_answer"
+    shutil.copytree(runs["conv"], run)
+    (run / "merged.jsonl").unlink(missing_ok=True)
+    for file in run.glob("records.*.jsonl"):
+        records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        file.write_text("".join(json.dumps({**r, "original_answer": None}) + "\n" for r in records), encoding="utf-8")
+    _export(run, tmp_path / "dpo", "dpo")
+    assert _load(tmp_path / "dpo" / "dpo.json") == []
+    out = capsys.readouterr().out
+    assert "dpo: 0 pairs" in out and "--options run.vig_answer=true" in out

@@ -407,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.pairs is not None:
         pairs = result.pairs
         print(f"dpo: left out {pairs.unchanged} QA that VIC left unchanged, {pairs.incomplete} without VIG's answer")
+        if pairs.incomplete:  # default VIC keeps VIG's answer only when asked
+            print("dpo: to pair those, generate with --options run.vig_answer=true (VIG's answer is kept then)")
     print(f"dataset card: {result.card}")
     return 0
 
