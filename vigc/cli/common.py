@@ -15,7 +15,15 @@ from typing import Any
 
 from vigc.errors import VIGCError, output_error_message
 
-__all__ = ["HelpFormatter", "describe", "exit_on_error", "setup_logging", "standalone", "summary"]
+__all__ = [
+    "HelpFormatter",
+    "config_or_print",
+    "describe",
+    "exit_on_error",
+    "setup_logging",
+    "standalone",
+    "summary",
+]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -96,3 +104,19 @@ def exit_on_error(work: Callable[[], int], os_error: Callable[[OSError], str] = 
     except OSError as exc:
         print(f"error: {os_error(exc)}", file=sys.stderr)
     return 2
+
+
+def config_or_print(args: argparse.Namespace) -> Any:
+    """The config of ``--cfg-path`` with ``--options`` applied, every builder registered; None after printing it
+    as YAML when ``--print-config`` asked for that instead (generate and train share this)."""
+    from omegaconf import OmegaConf
+
+    from vigc.builtins import register_all
+    from vigc.config import load_config
+
+    register_all()
+    cfg = load_config(args.cfg_path, args.options)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return None
+    return cfg

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from vigc.cli.common import exit_on_error, setup_logging, standalone
+from vigc.cli.common import config_or_print, exit_on_error, setup_logging, standalone
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,16 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from vigc.builtins import register_all
-    from vigc.config import load_config
     from vigc.tasks.generate import run_generation
 
-    register_all()
-    cfg = load_config(args.cfg_path, args.options)
-    if args.print_config:
-        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+    cfg = config_or_print(args)
+    if cfg is None:
         return 0
     ctx = run_generation(cfg, source=args.cfg_path, run_id=args.run_id, shard=args.shard)
     if ctx.info.is_main:

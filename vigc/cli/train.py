@@ -21,7 +21,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from vigc.cli.common import exit_on_error, setup_logging, standalone
+from vigc.cli.common import config_or_print, exit_on_error, setup_logging, standalone
 
 logger = logging.getLogger("vigc.train")
 
@@ -49,16 +49,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from vigc.builtins import register_all
-    from vigc.config import load_config
     from vigc.tasks.train import run_training
 
-    register_all()
-    cfg = load_config(args.cfg_path, args.options)
-    if args.print_config:
-        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+    cfg = config_or_print(args)
+    if cfg is None:
         return 0
     result = run_training(cfg, source=args.cfg_path, resume=args.resume)
     logger.info("done: %s (last checkpoint %s)", result.run_dir, result.checkpoint)
