@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -75,3 +76,27 @@ def test_json_output_is_strict_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert data["summary"]["desc"]["VIC (answer)"]["fully_correct"] == 1.0
     assert data["summary"]["conv"]["VIC (answer)"]["fully_correct"] is None  # no conv records: undefined
     assert data["diversity"]["run"]["desc"]["questions"] == 1
+
+
+def test_sampled_vig_is_seeded_and_vic_keeps_the_beams(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--sampled-vig` draws VIG as `run.samples_per_image`'s later samples do (VIC steps keep the beams), the same
+    way on every run of the same seed."""
+    from vigc.cli.report import add_arguments
+    from vigc.eval import shapes_report
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = shapes_report._settings(
+        "default", parser.parse_args(["--sampled-vig", "--beams", "3", "--verify-margin", "0.5"])
+    )
+    assert settings.vig_decoding.do_sample and settings.vig_decoding.num_beams == 1
+    assert settings.vic_decoding is not None and settings.vic_decoding.num_beams == 3
+    assert not settings.vic_decoding.do_sample and settings.vig_answer  # VIG's sampled answer is the VIG row
+
+    runs = []
+    for name in ("a", "b"):
+        argv = ["--scenes", "2", "--modes", "default", "--beams", "2", "--max-len", "60", "--sampled-vig"]
+        assert main([*argv, "--out", str(tmp_path / name)]) == 0
+        assert "VIG sampled" in capsys.readouterr().out
+        runs.append((tmp_path / name / "records.jsonl").read_text())
+    assert runs[0] == runs[1]

@@ -5,6 +5,8 @@ The scenes' ground truth is exact, so every claim of an answer is checked.
 examples:
   vigc report --model default --scenes 300 --seed 999
       held-out scenes, one QA per scene and task (conv, desc, comp) in each VIC mode, scored
+  vigc report --model default --scenes 300 --modes default verify --sampled-vig
+      VIG sampled for varied questions (run.samples_per_image's later samples), VIC correcting it
   vigc report --model default --scenes 50 --modes default --out report/default
       also write records.jsonl, report.md and report.json
   vigc report --records output/default/<run id> --ground-truth vigc/assets/sample_images
@@ -62,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--question-only",
         action="store_true",
         help="default mode with run.vig_question_only (VIG stops at its question under beam search too)",
+    )
+    parser.add_argument(
+        "--sampled-vig",
+        action="store_true",
+        help="VIG sampled (temperature 0.9, top-p 0.9; seeded by --seed) as the later samples of "
+        "run.samples_per_image draw it; the default and verify VIC steps keep the beams",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="scenes per batch")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")

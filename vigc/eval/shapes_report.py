@@ -383,7 +383,7 @@ def build_model_by_name(name: str, finetuned: str | None, device: str, options: 
 
 def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
-    return VICSettings(
+    settings = VICSettings(
         mode=mode,
         answer_length=args.answer_length,
         max_sentences=args.max_sentences,
@@ -395,6 +395,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         vig_answer=not (args.question_only and mode == "default"),
         vig_question_only=args.question_only and mode == "default",
     )
+    return settings.with_sampled_vig() if args.sampled_vig else settings
 
 
 def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, list[QAScore]], list[dict[str, Any]]]:
@@ -406,10 +407,10 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
     model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
-    runs = {
-        mode: generate_records(model, scenes, _settings(mode, args), args.batch_size, args.question_starts)
-        for mode in args.modes
-    }
+    runs = {}
+    for mode in args.modes:
+        torch.manual_seed(args.seed)  # --sampled-vig: each mode draws the same way
+        runs[mode] = generate_records(model, scenes, _settings(mode, args), args.batch_size, args.question_starts)
     records = [record for run in runs.values() for record in run.records]
     n = len(scenes) * len(TASKS)
     timing = "\n".join(
@@ -423,6 +424,7 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
         f"default VIG {'stops at its question' if args.question_only else 'keeps its answer'}, "
+        f"VIG {'sampled (as samples_per_image draws later samples)' if args.sampled_vig else 'as VIC decodes'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )
     return header, score_by_mode(records, by_image), records

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vigc.errors import ConfigError
 from vigc.models.decoding import DecodingSettings
 from vigc.models.text_generation import GeneratedText
 
-__all__ = ["MODES", "GenerationStats", "QAResult", "StepCallback", "VICSettings"]
+__all__ = [
+    "MODES",
+    "SAMPLED_VIG_TEMPERATURE",
+    "SAMPLED_VIG_TOP_P",
+    "GenerationStats",
+    "QAResult",
+    "StepCallback",
+    "VICSettings",
+]
 
 MODES = ("default", "compat", "verify")
+# How the later samples of `run.samples_per_image` (diversity "sampling") draw VIG: `run.sample_temperature` and
+# `run.sample_top_p`'s defaults.
+SAMPLED_VIG_TEMPERATURE = 0.9
+SAMPLED_VIG_TOP_P = 0.9
 
 # Called with a sample's `QAResult` each time it changes: after VIG, then after every VIC step (live displays).
 StepCallback = Callable[["QAResult"], None]
@@ -69,6 +81,16 @@ class VICSettings:
         sampled (the same question as the whole output) or with `vig_question_only`."""
         one_row = self.vig_decoding.num_beams == 1
         return not self.keeps_vig_answer and (one_row or self.vig_question_only)
+
+    def with_sampled_vig(
+        self, temperature: float = SAMPLED_VIG_TEMPERATURE, top_p: float = SAMPLED_VIG_TOP_P
+    ) -> VICSettings:
+        """These settings with VIG sampled (one row, `temperature`, `top_p`) for varied questions, as the later
+        samples of `run.samples_per_image` draw it. The default and verify VIC steps keep the configured decoding,
+        so the answer is as careful as the first sample's; compat runs every step with VIG's decoding, as the
+        original did."""
+        sampled = self.vig_decoding.with_changes(do_sample=True, num_beams=1, temperature=temperature, top_p=top_p)
+        return replace(self, vig_decoding=sampled, vic_decoding=self.vic_decoding or self.vig_decoding)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from vigc.generation.runner import (
 )
 from vigc.generation.sources import GenerationSource
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
+from vigc.generation.vic_types import SAMPLED_VIG_TEMPERATURE, SAMPLED_VIG_TOP_P
 from vigc.models.generate_config import GenerateConfig
 from vigc.models.vigc_model import VIGCModel
 from vigc.registry import TASKS
@@ -93,14 +94,10 @@ class LlavaGeneration:
 
     def settings(self, sample_index: int) -> VICSettings:
         """Sample 0: the configured settings. Later samples with `sampling`: VIG (the question) is sampled; the
-        default VIC steps keep the configured decoding, so the answer is as careful as sample 0's (compat runs
-        every step with VIG's decoding, as the original did)."""
+        default VIC steps keep the configured decoding (`VICSettings.with_sampled_vig`)."""
         if sample_index == 0 or self.diversity == "instructions":
             return self.vic
-        sampled = self.vic.vig_decoding.with_changes(
-            do_sample=True, num_beams=1, temperature=self.sample_temperature, top_p=self.sample_top_p
-        )
-        return replace(self.vic, vig_decoding=sampled, vic_decoding=self.vic.vic_decoding or self.vic.vig_decoding)
+        return self.vic.with_sampled_vig(self.sample_temperature, self.sample_top_p)
 
     def run(
         self,
@@ -248,8 +245,8 @@ def instruct_blip_llava_vig(
     question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
-    sample_temperature: float = 0.9,
-    sample_top_p: float = 0.9,
+    sample_temperature: float = SAMPLED_VIG_TEMPERATURE,
+    sample_top_p: float = SAMPLED_VIG_TOP_P,
     generate_cfg: dict[str, Any] | None = None,
     batch_size_eval: int = 8,
     output_dir: str = "output",
