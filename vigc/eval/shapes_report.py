@@ -56,6 +56,7 @@ from vigc.data.shapes_questions import TASKS, question_starts
 from vigc.data.shapes_scene import Scene, render_scene
 from vigc.errors import ConfigError
 from vigc.eval.shapes_metrics import QAScore, error_by_sentence, question_diversity, score_record, summarize
+from vigc.generation.records import RECORDS_GLOB, read_run_records
 from vigc.generation.vic import GenerationStats, QAResult, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.vigc_model import VIGCModel
@@ -338,20 +339,17 @@ def json_safe(value: Any) -> Any:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a generation run folder (`merged.jsonl`, else every `records.*.jsonl`) or of one JSON(L) file."""
+    """Records of a generation run folder (as `read_run_records` reads them: each key once; a folder holding only
+    its `merged.jsonl` is read from that) or of one JSON or JSONL file (a report's `records.jsonl`: no keys)."""
     if path.is_dir():
-        merged = path / "merged.jsonl"
-        files = [merged] if merged.is_file() else sorted(path.glob("records.*.jsonl"))
-    else:
-        files = [path]
-    records: list[dict[str, Any]] = []
-    for file in files:
-        text = file.read_text("utf-8")
-        if file.suffix == ".json":
-            records.extend(json.loads(text))
+        if (path / "merged.jsonl").is_file() and not any(path.glob(RECORDS_GLOB)):
+            path = path / "merged.jsonl"
         else:
-            records.extend(json.loads(line) for line in text.splitlines() if line.strip())
-    return records
+            return read_run_records(path)
+    text = path.read_text("utf-8")
+    if path.suffix == ".json":
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def build_model_by_name(name: str, finetuned: str | None, device: str, options: Sequence[str] = ()) -> VIGCModel:
