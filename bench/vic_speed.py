@@ -3,11 +3,12 @@
 Three VIC paths run side by side in one process on the same tiny model and the same images, with the shipped
 configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4), their repeats interleaved after an
 untimed warm-up: `compat` (the original loop, the vision encoder run at every step as the original did), `default`
-(under beam search VIG still decodes its answer, which takes part in choosing the question: the QA of the default
-before `run.vig_answer`) and `default+question_only` (`run.vig_question_only`: VIG stops at the end of its
-question). Prints, per QA and per LLaVA task: wall and CPU time (the process's CPU time is less disturbed by other
-jobs on a shared machine), LLM tokens decoded (decoding positions x beams), vision-encoder passes per image, the
-speed-ups and how many final answers and questions two paths share.
+(the shipped default: VIG stops at the end of its question, the VIC steps write the answer) and
+`default+whole_output` (`run.vig_question_only: false`: under beam search VIG decodes its whole output, the
+question ranked together with its answer, as the default did before). Prints, per QA and per LLaVA task: wall
+and CPU time (the process's CPU time is less disturbed by other jobs on a shared machine), LLM tokens decoded
+(decoding positions x beams), vision-encoder passes per image, the speed-ups and how many final answers and
+questions two paths share.
 
     python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3] [--threads 1]
 
@@ -70,12 +71,12 @@ class ModeRun:
 
 
 # The paths compared: the original algorithm (the vision encoder run at every step, as the original did), the
-# default VIC (under beam search VIG still decodes its answer, which takes part in choosing the question: the same QA
-# as before `run.vig_answer`), and the default with `run.vig_question_only` (VIG stops at the end of its question).
+# shipped default VIC (VIG stops at the end of its question), and the default with `run.vig_question_only: false`
+# (VIG's whole output under beam search, the question ranked with its answer: the default before question-only).
 PATHS: dict[str, dict[str, object]] = {
     "compat": {"mode": "compat", "reencode_images": True},
     "default": {"mode": "default"},
-    "default+question_only": {"mode": "default", "vig_question_only": True},
+    "default+whole_output": {"mode": "default", "vig_question_only": False},
 }
 
 
@@ -125,7 +126,7 @@ def print_table(task: str, runs: dict[str, ModeRun], n: int, args: argparse.Name
             f"{run.stats.images_encoded / args.repeats / n:>22.1f}{sum(r.valid for r in run.results):>7}"
             f"{sentences:>18.1f}"
         )
-    pairs = (("default", "compat"), ("default+question_only", "compat"), ("default+question_only", "default"))
+    pairs = (("default", "compat"), ("default+whole_output", "compat"), ("default", "default+whole_output"))
     for fast, slow in pairs:
         new, other = runs[fast], runs[slow]
         wall_ratio = per_qa(other, n)[0] / per_qa(new, n)[0]

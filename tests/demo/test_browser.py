@@ -39,9 +39,11 @@ GENERATE_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 800}
 # A test hook of vigc_demo.py: a pause after every generation step, so a step is on the page before the run ends.
 STEP_DELAY_S = 1.0
-# A held-out scene (seed 999, index 0) on which default VIC changes the default model's complex-reasoning answer
-# (on the packaged samples VIC keeps every answer of the current model).
-CHANGED_BY_VIC = "shapes_999_000000.png"
+# A held-out scene (seed 999, index 20) on which default VIC changes the default model's complex-reasoning answer
+# (VIG's answer to its question says "on the right", VIC "in the center"; on the packaged samples, and on most
+# scenes, VIC keeps every answer of the current model).
+CHANGED_BY_VIC = "shapes_999_000020.png"
+CHANGED_SCENE = 20
 CHANGED_TASK = "complex reasoning"
 
 if not CHROMIUM.is_file():
@@ -101,7 +103,7 @@ def demo_url(demo_config: Path, tmp_path: Path) -> Iterator[str]:
 def test_upload_generate_and_save_in_a_browser(demo_url: str, example_image: Path, tmp_path: Path) -> None:
     # The browser itself refuses files that are not images; a cut-off PNG gets through to the server's check.
     (tmp_path / "cut.png").write_bytes(example_image.read_bytes()[:60])
-    render_scene(make_scenes(1, 999)[0]).save(tmp_path / CHANGED_BY_VIC)
+    render_scene(make_scenes(CHANGED_SCENE + 1, 999)[CHANGED_SCENE]).save(tmp_path / CHANGED_BY_VIC)
     external: list[str] = []
     started = time.monotonic()
     with sync_playwright() as playwright:

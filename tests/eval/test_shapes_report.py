@@ -21,13 +21,17 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(argv) == 0
     assert torch.get_num_threads() == threads  # the caller's setting is left alone (other tests compare bitwise)
     table = capsys.readouterr().out
+    vig = ["VIG only (original_answer)", "default VIG only (original_answer)"]  # whole output; default's continued
+    columns = [*vig, "compat VIC (answer)", "default VIC (answer)", "verify VIC (answer)"]
     for task in ("all", "conv", "desc", "comp"):
-        for row in ("VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)", "verify VIC (answer)"):
+        for row in columns:
             assert f"| {task} | {row} |" in table
     assert "| task | answers | s1 |" in table and "| mode | task | questions | distinct/100 |" in table
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 3 * 3 * 3  # scenes x tasks x modes
     assert {r["mode"] for r in records} == {"compat", "default", "verify"} and all(r["question"] for r in records)
+    for record in (r for r in records if r["mode"] == "default" and r["valid"]):  # VIG's answer after its question
+        assert record["original_answer"] and record["vig_output"].endswith(f"Answer: {record['original_answer']}")
     assert (out / "report.md").read_text().strip() == table.strip()
 
     truth = write_dataset(tmp_path / "scenes", 3, 999)  # the same held-out scenes, with their ground truth on disk
@@ -38,7 +42,6 @@ def test_generates_scores_and_rescores(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--records", str(out / "records.jsonl"), "--ground-truth", str(truth), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == {**json.loads((out / "report.json").read_text()), "header": data["header"]}
-    columns = ["VIG only (original_answer)", "compat VIC (answer)", "default VIC (answer)", "verify VIC (answer)"]
     assert list(data["summary"]["all"]) == columns
     assert data["diversity"]["default"]["all"]["questions"] == 9
 

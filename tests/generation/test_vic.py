@@ -37,7 +37,9 @@ def _settings(mode: str, beams: int, **kwargs: object) -> VICSettings:
 def test_default_and_compat_agree_on_greedy_sentences(parity_model: VIGCModel, pixels: torch.Tensor) -> None:
     """Greedy decoding is prefix-consistent, so stopping at the sentence end gives the sentence compat cuts."""
     compat = vig_vic(parity_model, pixels, [CONV] * 4, _settings("compat", 1, answer_length=3))
-    default = vig_vic(parity_model, pixels, [CONV] * 4, _settings("default", 1, max_sentences=3, vig_answer=True))
+    # VIG's whole output, as compat decodes it (`vig_question_only: false`)
+    whole = _settings("default", 1, max_sentences=3, vig_answer=True, vig_question_only=False)
+    default = vig_vic(parity_model, pixels, [CONV] * 4, whole)
     compared = 0
     for old, new in zip(compat, default, strict=True):
         assert new.question == old.question and new.original_answer == old.original_answer
@@ -234,49 +236,72 @@ def _qa(result: QAResult) -> tuple[object, ...]:
     return result.question, result.answer, result.steps, result.step_prompts[1:], result.valid, result.stop_reason
 
 
-def test_vig_without_its_answer_gives_the_same_answers(scenes_pixels: torch.Tensor) -> None:
-    """Without `vig_answer` the records lose VIG's answer, never a VIC answer: greedy VIG stops at the end of the
-    question (greedy decoding is prefix-consistent, so the question, every VIC step and the final answer are those
-    of the whole output, for less decoding); under beam search VIG's answer takes part in choosing the question,
-    so it is still decoded. `original_answer` is None and the VIG text ends at "Answer:"."""
+def _direct_vig_answers(model: VIGCModel, pixels: torch.Tensor, instruction: str, questions: list[str], beams: int):  # type: ignore[no-untyped-def]
+    """VIG's answers decoded straight from the model: the LLM prompt "{instruction} Question: {q} Answer:", the
+    Q-Former reading the instruction alone (VIG's prompt), VIG's decoding."""
+    decoding = DecodingSettings.from_lavis(num_beams=beams, max_length=250, min_length=1)
+    embeds = model.encode_images(pixels)
+    forced = [f"{instruction} Question: {q} Answer:" for q in questions]
+    prompt = model.prompt_embeddings(embeds, forced, qformer_prompts=[instruction] * len(questions))
+    out = model.text_generator.generate_text(prompt.inputs_embeds, prompt.attention_mask, decoding)
+    return [texts[0] for texts in out.texts]
+
+
+def test_vig_answer_continues_the_question_without_changing_the_qa(scenes_pixels: torch.Tensor) -> None:
+    """By default VIG stops at the end of its question, under beam search too. `vig_answer` then decodes VIG's own
+    answer to that question as a continuation: the questions, every VIC step and the final answers are those
+    without `vig_answer`, and `original_answer` is what VIG writes after "Question: {q} Answer:" (the Q-Former
+    reading VIG's prompt). Without `vig_answer`, `original_answer` is None and the VIG text ends at "Answer:"."""
     model = vigc_default()
-    for beams, task in ((1, "conv"), (1, "desc"), (1, "comp"), (3, "comp")):
+    for beams, task in ((1, "conv"), (3, "desc"), (3, "comp")):
         decoding = DecodingSettings.from_lavis(num_beams=beams, max_length=250, min_length=1)
         instructions = [GENERATION_INSTRUCTIONS[task]] * scenes_pixels.shape[0]
         runs = {}
         for vig_answer in (True, False):
             stats = GenerationStats()
             settings = VICSettings(mode="default", max_sentences=6, vig_decoding=decoding, vig_answer=vig_answer)
+            assert settings.vig_stops_at_question
             runs[vig_answer] = vig_vic(model, scenes_pixels, instructions, settings, stats), stats
-        (old, old_stats), (new, new_stats) = runs[True], runs[False]
-        assert [_qa(r) for r in new] == [_qa(r) for r in old]
-        assert sum(r.valid for r in new) >= 4
-        for before, after in zip(old, new, strict=True):
-            assert after.original_answer is None and (before.original_answer is not None) == before.valid
-            if after.valid:
-                assert after.vig_output.endswith("Answer:") and before.vig_output.startswith(after.vig_output)
-        if beams == 1:
-            assert new_stats.decoded_tokens < old_stats.decoded_tokens and new_stats.vision_calls == 1
-        else:
-            assert new_stats.decoded_tokens == old_stats.decoded_tokens
+        (kept, kept_stats), (bare, bare_stats) = runs[True], runs[False]
+        assert [_qa(r) for r in kept] == [_qa(r) for r in bare] and sum(r.valid for r in bare) >= 4
+        assert kept_stats.decoded_tokens > bare_stats.decoded_tokens and kept_stats.vision_calls == 1
+        valid = [i for i, r in enumerate(bare) if r.valid]
+        direct = _direct_vig_answers(
+            model, scenes_pixels[valid], instructions[0], [str(bare[i].question) for i in valid], beams
+        )
+        assert [kept[i].original_answer for i in valid] == direct and all(direct)
+        for with_answer, without in zip(kept, bare, strict=True):
+            assert without.original_answer is None
+            if without.valid:
+                assert without.vig_output.endswith("Answer:")
+                assert with_answer.vig_output == f"{without.vig_output} {with_answer.original_answer}"
 
 
-def test_vig_question_only_stops_beam_search_at_the_question(scenes_pixels: torch.Tensor) -> None:
-    """`vig_question_only` stops VIG at the question under beam search too: less decoding, every sample still a
-    QA; the question is ranked on its own, so it may differ from the whole output's. It refuses VIG's answer."""
+def test_whole_output_ranking_is_an_option(scenes_pixels: torch.Tensor) -> None:
+    """`vig_question_only: false` ranks VIG's beams on the question together with its answer (the whole output, as
+    before question-only was the default): the same QA with or without `vig_answer`, and the same decoding; the
+    question-only default decodes less. Greedy VIG without `vig_answer` still stops at the question there (the
+    same question). compat and verify always decode VIG's whole output."""
     model = vigc_default()
     decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
     instructions = [GENERATION_INSTRUCTIONS["comp"]] * scenes_pixels.shape[0]
-    whole, question_only = GenerationStats(), GenerationStats()
-    vig_vic(model, scenes_pixels, instructions, VICSettings(vig_decoding=decoding), whole)
-    fast = VICSettings(vig_decoding=decoding, vig_question_only=True)
-    results = vig_vic(model, scenes_pixels, instructions, fast, question_only)
-    assert question_only.decoded_tokens < whole.decoded_tokens and all(r.valid and r.answer for r in results)
+    runs = {}
+    for vig_answer in (True, False):
+        stats = GenerationStats()
+        settings = VICSettings(vig_decoding=decoding, vig_answer=vig_answer, vig_question_only=False)
+        runs[vig_answer] = vig_vic(model, scenes_pixels, instructions, settings, stats), stats
+    (kept, kept_stats), (bare, bare_stats) = runs[True], runs[False]
+    assert [_qa(r) for r in kept] == [_qa(r) for r in bare] and kept_stats.decoded_tokens == bare_stats.decoded_tokens
+    for with_answer, without in zip(kept, bare, strict=True):
+        assert without.original_answer is None and (with_answer.original_answer is not None) == with_answer.valid
+    question_only = GenerationStats()
+    results = vig_vic(model, scenes_pixels, instructions, VICSettings(vig_decoding=decoding), question_only)
+    assert question_only.decoded_tokens < bare_stats.decoded_tokens and all(r.valid and r.answer for r in results)
     assert all(r.vig_output.endswith("Answer:") and r.original_answer is None for r in results)
-    with pytest.raises(ConfigError, match="vig_question_only"):
-        VICSettings(vig_question_only=True, vig_answer=True)
-    with pytest.raises(ConfigError, match="vig_question_only"):
-        VICSettings(mode="compat", vig_question_only=True)
+    greedy = DecodingSettings.from_lavis(num_beams=1, max_length=250, min_length=1)
+    assert VICSettings(vig_decoding=greedy, vig_question_only=False).vig_stops_at_question
+    assert not VICSettings(vig_decoding=greedy, vig_question_only=False, vig_answer=True).vig_stops_at_question
+    assert not VICSettings(mode="compat").vig_stops_at_question and not VICSettings(mode="verify").vig_stops_at_question
 
 
 def test_questions_that_do_not_end_are_decoded_again_with_their_answer(scenes_pixels: torch.Tensor) -> None:
@@ -285,13 +310,22 @@ def test_questions_that_do_not_end_are_decoded_again_with_their_answer(scenes_pi
     model = vigc_default()
     decoding = DecodingSettings.from_lavis(num_beams=3, max_length=250, min_length=1)
     instructions = [GENERATION_INSTRUCTIONS["comp"]] * 3
-    kept = vig_vic(model, scenes_pixels[:3], instructions, VICSettings(vig_decoding=decoding, vig_answer=True))
+    whole = VICSettings(vig_decoding=decoding, vig_answer=True, vig_question_only=False)
+    kept = vig_vic(model, scenes_pixels[:3], instructions, whole)
     stats = GenerationStats()
-    cut = VICSettings(vig_decoding=decoding, vig_question_only=True, max_question_tokens=2)
+    cut = VICSettings(vig_decoding=decoding, max_question_tokens=2)
     redone = vig_vic(model, scenes_pixels[:3], instructions, cut, stats)
     assert [_qa(r) for r in redone] == [_qa(r) for r in kept] and all(r.valid for r in redone)
-    for again, whole in zip(redone, kept, strict=True):
-        assert again.vig_output.endswith("Answer:") and whole.vig_output.startswith(again.vig_output)
+    for again, whole_result in zip(redone, kept, strict=True):
+        assert again.vig_output.endswith("Answer:") and whole_result.vig_output.startswith(again.vig_output)
     assert all(r.original_answer is None for r in redone) and stats.lm_steps > 2 * 3
+    # with `vig_answer` the rows decoded again whole keep that answer (nothing to continue)
+    answered = vig_vic(
+        model,
+        scenes_pixels[:3],
+        instructions,
+        VICSettings(vig_decoding=decoding, vig_answer=True, max_question_tokens=2),
+    )
+    assert [r.original_answer for r in answered] == [r.original_answer for r in kept]
     with pytest.raises(ConfigError, match="max_question_tokens"):
         VICSettings(max_question_tokens=0)

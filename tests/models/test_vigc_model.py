@@ -99,6 +99,22 @@ def test_greedy_matches_transformers_generate(parity_model: VIGCModel) -> None:
     assert ours.sequences.tolist() == theirs[:, : ours.sequences.shape[1]].tolist()
 
 
+def test_the_qformer_can_read_another_text_than_the_llm(tiny: VIGCModel) -> None:
+    """`qformer_prompts` changes the visual prefix only: the LLM's prompt tokens stay those of `prompts`."""
+    embeds = tiny.encode_images(_pixels(2))
+    prompts = ["describe it. Question: what? Answer:", "where? Answer:"]
+    plain = tiny.prompt_embeddings(embeds, prompts)
+    same = tiny.prompt_embeddings(embeds, prompts, qformer_prompts=prompts)
+    other = tiny.prompt_embeddings(embeds, prompts, qformer_prompts=["describe it.", "where?"])
+    assert torch.equal(plain.inputs_embeds, same.inputs_embeds) and torch.equal(plain.input_ids, other.input_ids)
+    assert torch.equal(plain.attention_mask, other.attention_mask)
+    q = tiny.query_tokens.shape[1]
+    for row in range(2):
+        real = plain.attention_mask[row].bool()  # left-padded: [pads][prefix (q)][prompt tokens]
+        before, after = plain.inputs_embeds[row][real], other.inputs_embeds[row][real]
+        assert not torch.equal(before[:q], after[:q]) and torch.equal(before[q:], after[q:])
+
+
 def test_batching_does_not_change_greedy_text(parity_model: VIGCModel) -> None:
     pixels = _pixels(3, seed=1)
     prompts = [

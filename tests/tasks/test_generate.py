@@ -350,7 +350,6 @@ def test_sampled_samples_ask_new_questions(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_vig_answer_is_a_run_setting() -> None:
-    from vigc.errors import ConfigError
     from vigc.tasks.generate_llava import instruct_blip_llava_vig
 
     assert not instruct_blip_llava_vig().vic.keeps_vig_answer
@@ -358,11 +357,13 @@ def test_vig_answer_is_a_run_setting() -> None:
     assert instruct_blip_llava_vig(vic_mode="compat").vic.keeps_vig_answer  # the original's output, always
     assert instruct_blip_llava_vig(vic_mode="verify").vic.keeps_vig_answer  # the sentences verify checks
     beams = {"num_beams": 5}
-    assert not instruct_blip_llava_vig(generate_cfg=beams).vic.vig_stops_at_question  # the answer ranks questions
-    assert instruct_blip_llava_vig(generate_cfg={"num_beams": 1}).vic.vig_stops_at_question
-    assert instruct_blip_llava_vig(generate_cfg=beams, vig_question_only=True).vic.vig_stops_at_question
-    with pytest.raises(ConfigError, match="vig_question_only"):
-        instruct_blip_llava_vig(vic_mode="compat", vig_question_only=True)
+    assert instruct_blip_llava_vig(generate_cfg=beams).vic.vig_stops_at_question  # the default, beams too
+    assert instruct_blip_llava_vig(generate_cfg=beams, vig_answer=True).vic.continues_vig_answer
+    whole = instruct_blip_llava_vig(generate_cfg=beams, vig_question_only=False).vic
+    assert not whole.vig_stops_at_question  # the answer ranks questions
+    assert instruct_blip_llava_vig(generate_cfg={"num_beams": 1}, vig_question_only=False).vic.vig_stops_at_question
+    for mode in ("compat", "verify"):  # VIG's whole output, whatever the key says
+        assert not instruct_blip_llava_vig(vic_mode=mode, vig_question_only=True).vic.vig_stops_at_question
 
 
 def test_question_starts_are_drawn_per_image_and_checked() -> None:

@@ -61,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default, verify: conv and comp questions start with drawn words (run.question_starts)",
     )
     parser.add_argument(
-        "--question-only",
+        "--whole-output-vig",
         action="store_true",
-        help="default mode with run.vig_question_only (VIG stops at its question under beam search too)",
+        help="default mode with run.vig_question_only=false (VIG's beams ranked on the question with its answer)",
     )
     parser.add_argument(
         "--sampled-vig",

@@ -7,9 +7,9 @@ comp) with VIG + VIC in each mode of `--modes` (`compat`: the original loop; `de
 sentences kept unless a VIC re-read clearly prefers its own) with the shipped
 decoding settings (5 beams, max_len 250, 4 VIC steps in compat), scores every answer strictly against the
 scenes' ground truth (`vigc.eval.shapes_metrics`) and prints, per task and side by side for VIG's own answer
-(`original_answer`, the same in every mode: VIG keeps its answer here in default mode too, `vig_answer`; with
-`--question-only` default mode runs with `run.vig_question_only` instead, and the VIG row comes from the other modes)
-and each mode's VIC answer:
+(`original_answer`: compat and verify keep VIG's whole output; default mode, as shipped, stops VIG at its question
+and decodes VIG's answer to it as a continuation, `run.vig_answer`, a second VIG row; `--whole-output-vig` ranks
+VIG's whole output in default mode too, `run.vig_question_only: false`) and each mode's VIC answer:
 
 * fully correct (valid question, every sentence true, the answering sentence, every listing exact, nothing twice),
   answered (the answering sentence present), the shares of answers that omit a listed object, list an extra one
@@ -122,10 +122,20 @@ class AnswerSource:
     field: str
 
 
-def answer_sources(modes: Sequence[str | None], vig_mode: str | None = None) -> list[AnswerSource]:
-    """VIG's own answers (from `vig_mode`'s records, by default the last mode's: VIG is the same in every mode),
-    then each mode's VIC answer."""
-    sources = [AnswerSource(f"VIG only ({VIG_FIELD})", vig_mode if vig_mode is not None else modes[-1], VIG_FIELD)]
+def answer_sources(modes: Sequence[str | None], vig_modes: Sequence[str | None] | None = None) -> list[AnswerSource]:
+    """VIG's own answers, then each mode's VIC answer.
+
+    VIG's rows come from `vig_modes` (by default the last mode): "VIG only" from the last of them that is not
+    default mode (compat and verify decode the same whole VIG output), and "default VIG only" from default mode's
+    records when they hold VIG's answers too: there VIG stops at its question and answers it as a continuation, so
+    both its questions and its answers can differ (with `--whole-output-vig` they are the compat ones)."""
+    chosen = list(vig_modes) if vig_modes is not None else [modes[-1]]
+    others = [mode for mode in chosen if mode != "default"]
+    sources = []
+    if chosen:
+        sources.append(AnswerSource(f"VIG only ({VIG_FIELD})", (others or chosen)[-1], VIG_FIELD))
+    if others and "default" in chosen:
+        sources.append(AnswerSource(f"default VIG only ({VIG_FIELD})", "default", VIG_FIELD))
     for mode in modes:
         field = VIC_ANSWER_FIELDS.get(mode, "answer") if mode else "answer"
         sources.append(AnswerSource(f"{mode} VIC ({field})" if mode else f"VIC ({field})", mode, field))
@@ -252,12 +262,10 @@ def _by_task(scores: Sequence[QAScore]) -> dict[str, list[QAScore]]:
 def report_data(scores: dict[str | None, list[QAScore]]) -> dict[str, Any]:
     """Every number of the report: per task ("all" first) and answer source; diversity per mode and task.
 
-    VIG's answers come from the last mode whose records hold them; without any (runs that do not keep VIG's
-    answer, `run.vig_answer: false`), the report has no VIG row."""
+    VIG's answers come from the modes whose records hold them (`answer_sources`); without any (runs that do not
+    keep VIG's answer, `run.vig_answer: false`), the report has no VIG row."""
     with_vig = [mode for mode, mode_scores in scores.items() if any(VIG_FIELD in s.answers for s in mode_scores)]
-    sources = answer_sources(list(scores), with_vig[-1] if with_vig else None)
-    if not with_vig:
-        sources = sources[1:]
+    sources = answer_sources(list(scores), with_vig)
     summary: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, Any]] = {}
     for source in sources:
@@ -389,9 +397,10 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         reencode_images=mode == "compat",  # the original ran the vision encoder at every step
         gen_style=args.gen_style,
         verify_margin=args.verify_margin,
-        # The VIG-only row needs VIG's answer; `--question-only` measures default mode with `run.vig_question_only`.
-        vig_answer=not (args.question_only and mode == "default"),
-        vig_question_only=args.question_only and mode == "default",
+        # The VIG-only rows need VIG's answer: in default mode VIG's answer to its question, decoded after it (the
+        # shipped default's QA); `--whole-output-vig` ranks VIG's whole output there instead.
+        vig_answer=True,
+        vig_question_only=not args.whole_output_vig,
     )
     return settings.with_sampled_vig() if args.sampled_vig else settings
 
@@ -421,7 +430,7 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
-        f"default VIG {'stops at its question' if args.question_only else 'keeps its answer'}, "
+        f"default VIG {'ranks its whole output' if args.whole_output_vig else 'stops at its question'}, "
         f"VIG {'sampled (as samples_per_image draws later samples)' if args.sampled_vig else 'as VIC decodes'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )

@@ -6,10 +6,11 @@ Three behaviours, chosen by `VICSettings.mode`:
   full `max_len` output and keeping the text before the first "." (or the first `\\n\\n` block in paragraph mode),
   `last_infer_all`, `gen_style` vig/vic, `answer_given_question`, empty answers kept.
 * `default` encodes each image once and reuses the embeddings, stops VIG at the end of its question (the VIC
-  steps write the answer; VIG's own answer is decoded only with `vig_answer`), stops every step's decoding at the
-  end of its sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty sentence or
-  `max_sentences`, splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples from the batch,
-  and rejects invalid or empty QA instead of writing them.
+  steps write the answer; with `vig_answer`, VIG's own answer to that question is decoded after it, as a
+  continuation; `vig_question_only: false` ranks VIG's beams on the whole output instead), stops every step's
+  decoding at the end of its sentence (a stopping rule, not generate-then-cut), ends a sample on EOS, an empty
+  sentence or `max_sentences`, splits sentences properly ("3.5", "e.g.", "?" and "!"), drops finished samples
+  from the batch, and rejects invalid or empty QA instead of writing them.
 * `verify` (beyond the original) re-reads the image for each sentence of VIG's answer: a VIC step writes its own
   version of that sentence from the question and the sentences accepted so far, and VIG's sentence is replaced
   only when the rewrite is clearly more likely under that same re-read (`verify_margin`, in mean log-probability
@@ -33,7 +34,7 @@ import torch
 from vigc.data.prompts import join_units, vic_base_prompt, vic_step_prompt, vig_output, vig_prompt
 from vigc.data.sentences import SentenceStop, first_paragraph, split_sentences
 from vigc.errors import ConfigError
-from vigc.generation.parsing import QuestionStop, parse_question_answer, question_part
+from vigc.generation.parsing import ANSWER_MARKER, QuestionStop, parse_question_answer, question_part
 from vigc.generation.vic_types import MODES, GenerationStats, QAResult, StepCallback, VICSettings
 from vigc.models.decoding import DecodingSettings
 from vigc.models.text_generation import GeneratedText, StopRule, VisualPromptModel
@@ -47,6 +48,7 @@ __all__ = [
     "VICSettings",
     "vic_base_prompt",
     "vic_steps",
+    "vig_answer_prompt",
     "vig_step",
     "vig_vic",
 ]
@@ -66,8 +68,9 @@ def _generate(
     settings: DecodingSettings,
     stats: GenerationStats,
     stop: StopRule | None = None,
+    qformer_prompts: Sequence[str] | None = None,
 ) -> GeneratedText:
-    prompt = model.prompt_embeddings(embeds, list(prompts))
+    prompt = model.prompt_embeddings(embeds, list(prompts), qformer_prompts)
     out = model.text_generator.generate_text(prompt.inputs_embeds, prompt.attention_mask, settings, stop)
     stats.add(out, len(prompts), settings.num_beams)
     return out
@@ -247,10 +250,12 @@ def vig_step(
 
     When `s.vig_stops_at_question`, decoding ends at the answer's first token (`QuestionStop`): the VIC steps write
     the answer. Greedy or sampled, that is the question (and the validity) of the whole output, unless VIG's answer
-    would have held "Question:" or "Answer:" again; under beam search (`vig_question_only`) the question is ranked
-    on its own instead of together with its answer, so it can differ, and a run-on that never writes "Answer:" can
-    outrank every ended question. The question is cut at `s.max_question_tokens`, and rows left without one are
-    decoded again whole. A sample is invalid when VIG writes no question or an empty answer.
+    would have held "Question:" or "Answer:" again; under beam search the question is ranked on its own instead of
+    together with its answer (`vig_question_only: false` ranks the whole output), and a run-on that never writes
+    "Answer:" can outrank every ended question. The question is cut at `s.max_question_tokens`, and rows left
+    without one are decoded again whole. With `vig_answer`, VIG's answer to each question it stopped at is then
+    decoded as a continuation (`_continue_vig_answers`): the questions, and so every VIC answer, do not depend on
+    `vig_answer`. A sample is invalid when VIG writes no question or an empty answer.
 
     Args:
         model: the model.
@@ -263,7 +268,7 @@ def vig_step(
     prompts = [vig_prompt(text, start) for text, start in zip(instructions, starts, strict=True)]
     if not s.vig_stops_at_question:
         results = _vig_pass(model, image_embeds, instructions, prompts, starts, s.vig_decoding, stats, stop=False)
-        return [_drop_vig_answer(r) for r in results] if not s.keeps_vig_answer else results
+        return results if s.keeps_vig_answer else [_drop_vig_answer(r) for r in results]
     question = s.vig_decoding.with_changes(
         max_new_tokens=min(s.vig_decoding.max_new_tokens, s.max_question_tokens),
         min_new_tokens=min(s.vig_decoding.min_new_tokens, s.max_question_tokens),
@@ -274,8 +279,40 @@ def vig_step(
         pick = [prompts[i] for i in again], [starts[i] for i in again], [instructions[i] for i in again]
         redone = _vig_pass(model, image_embeds[again], pick[2], pick[0], pick[1], s.vig_decoding, stats, stop=False)
         for i, result in zip(again, redone, strict=True):
-            results[i] = _drop_vig_answer(result)
+            results[i] = result if s.keeps_vig_answer else _drop_vig_answer(result)
+    if s.continues_vig_answer:
+        stopped = [i for i, result in enumerate(results) if result.valid and i not in again]
+        _continue_vig_answers(model, image_embeds, results, stopped, prompts, s, stats)
     return results
+
+
+def vig_answer_prompt(instruction: str, question: str) -> str:
+    """The LLM prompt of VIG's answer to its own question: VIG's prompt with "Question: {q} Answer:" forced, as
+    `question_starts` force the question's first words."""
+    return vig_prompt(instruction, f"{question} {ANSWER_MARKER}")
+
+
+def _continue_vig_answers(
+    model: VisualPromptModel,
+    image_embeds: torch.Tensor,
+    results: list[QAResult],
+    rows: list[int],
+    vig_prompts: list[str],
+    s: VICSettings,
+    stats: GenerationStats,
+) -> None:
+    """VIG's own answers to the questions it stopped at (`rows` of `results`), filled in place: the LLM continues
+    `vig_answer_prompt`, the Q-Former reads VIG's prompt (what it read for the question), with VIG's decoding. The
+    answer is not a VIC step: it is not in `step_prompts`, and it does not change validity (the question pass
+    decides that)."""
+    if not rows:
+        return
+    prompts = [vig_answer_prompt(results[i].instruction, str(results[i].question)) for i in rows]
+    qformer_prompts = [vig_prompts[i] for i in rows]
+    out = _generate(model, image_embeds[rows], prompts, s.vig_decoding, stats, qformer_prompts=qformer_prompts)
+    for i, texts in zip(rows, out.texts, strict=True):
+        results[i].original_answer = texts[0]
+        results[i].vig_output = f"{results[i].vig_output} {texts[0]}".rstrip()
 
 
 def _vig_pass(

@@ -46,14 +46,17 @@ class VICSettings:
         reencode_images: compat: run the vision encoder at every step, as the original did (for benchmarks).
         verify_margin: verify: how much higher (mean log-probability per token) a rewrite must score than VIG's
             sentence, both read after the same VIC prompt, to replace it.
-        vig_answer: default: keep VIG's own answer (`original_answer`, for quality reports). Without it VIG stops
-            at the end of its question whenever that gives the same question: greedy or sampled VIG (under beam
-            search the answer takes part in choosing the question). compat and verify always keep it (the
-            original's output; the sentences verify checks).
-        vig_question_only: default: VIG stops at the end of its question under beam search too. Faster, but the
-            question is then ranked on its own instead of together with its answer, so it can differ.
+        vig_answer: default: keep VIG's own answer (`original_answer`, for quality reports, DPO pairs, the demo).
+            With `vig_question_only` it does not change the question: VIG answers the question it stopped at, its
+            prompt continued with "Question: {q} Answer:" (the Q-Former reads VIG's prompt, as in the question
+            pass), decoded with `vig_decoding`. compat and verify always keep it (the original's output; the
+            sentences verify checks), from VIG's whole output.
+        vig_question_only: default (true by default): VIG stops at the end of its question, also under beam
+            search; the VIC steps write the answer. False ranks VIG's beams on the question together with its
+            answer (the whole output, decoded in one pass; greedy or sampled VIG without `vig_answer` still stops
+            at the question, which gives the same question). compat and verify decode VIG's whole output always.
         max_question_tokens: when VIG stops at its question: most tokens it decodes for it (within
-            `vig_decoding.max_new_tokens`); a row still without one is decoded again with its answer.
+            `vig_decoding.max_new_tokens`); a row still without one is decoded again whole (with its answer).
     """
 
     mode: str = "default"
@@ -67,7 +70,7 @@ class VICSettings:
     reencode_images: bool = False
     verify_margin: float = 0.5
     vig_answer: bool = False
-    vig_question_only: bool = False
+    vig_question_only: bool = True
     max_question_tokens: int = 64
 
     @property
@@ -77,10 +80,16 @@ class VICSettings:
 
     @property
     def vig_stops_at_question(self) -> bool:
-        """Whether VIG stops at the end of its question: default mode without `vig_answer`, when VIG is greedy or
-        sampled (the same question as the whole output) or with `vig_question_only`."""
+        """Whether VIG stops at the end of its question: default mode with `vig_question_only`, or greedy or
+        sampled VIG without `vig_answer` (the same question as the whole output)."""
         one_row = self.vig_decoding.num_beams == 1
-        return not self.keeps_vig_answer and (one_row or self.vig_question_only)
+        return self.mode == "default" and (self.vig_question_only or (one_row and not self.vig_answer))
+
+    @property
+    def continues_vig_answer(self) -> bool:
+        """Whether VIG's answer is decoded after its question, as a continuation (`vig_answer` with VIG stopping
+        at the question)."""
+        return self.vig_answer and self.vig_stops_at_question
 
     def with_sampled_vig(
         self, temperature: float = SAMPLED_VIG_TEMPERATURE, top_p: float = SAMPLED_VIG_TOP_P
@@ -101,10 +110,6 @@ class VICSettings:
             raise ConfigError("vic_mode 'verify' checks sentences; it does not run with in_section (paragraphs).")
         if self.verify_margin < 0:
             raise ConfigError(f"verify_margin must be >= 0, got {self.verify_margin}.")
-        if self.vig_question_only and self.keeps_vig_answer:
-            raise ConfigError(
-                "vig_question_only stops VIG before its answer: it runs in vic_mode default without vig_answer."
-            )
         if self.max_question_tokens < 1:
             raise ConfigError(f"max_question_tokens must be at least 1, got {self.max_question_tokens}.")
 
@@ -118,7 +123,7 @@ class QAResult:
         vig_output: the raw VIG output.
         question: parsed question (None when VIG gave no QA pair).
         original_answer: the VIG answer, kept for comparison (None when VIG did not decode it: default mode
-            without `vig_answer`).
+            without `vig_answer`); in default mode with `vig_answer`, VIG's continuation after its question.
         answer: the corrected answer (accepted units joined).
         answer_given_question: full output of the first VIC step (compat); None in default mode, whose first
             step stops after one sentence.

@@ -160,8 +160,11 @@ class VisualPromptModel(Protocol):
         """(B, 3, S, S) processed images → (B, N, Dv) image embeddings, to be reused by every step."""
         ...
 
-    def prompt_embeddings(self, image_embeds: torch.Tensor, prompts: Sequence[str]) -> PromptEmbeddings:
-        """The LLM input for one prompt per image: visual prefix read with the prompt, then the prompt."""
+    def prompt_embeddings(
+        self, image_embeds: torch.Tensor, prompts: Sequence[str], qformer_prompts: Sequence[str] | None = None
+    ) -> PromptEmbeddings:
+        """The LLM input for one prompt per image: the visual prefix read with the prompt (or with
+        `qformer_prompts`, when given), then the prompt."""
         ...
 
     def continuation_logprobs(

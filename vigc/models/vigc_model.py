@@ -361,10 +361,19 @@ class VIGCModel(nn.Module):
         )
         return LossOutput(loss=loss, logits=logits, batch=batch)
 
-    def prompt_embeddings(self, image_embeds: torch.Tensor, prompts: str | Sequence[str]) -> PromptEmbeddings:
-        """Left-padded `[pads][prefix][bos prompt]` embeddings and mask, plus the right-padded prompt ids."""
+    def prompt_embeddings(
+        self,
+        image_embeds: torch.Tensor,
+        prompts: str | Sequence[str],
+        qformer_prompts: Sequence[str] | None = None,
+    ) -> PromptEmbeddings:
+        """Left-padded `[pads][prefix][bos prompt]` embeddings and mask, plus the right-padded prompt ids.
+
+        The Q-Former reads `qformer_prompts` when given (e.g. VIG's prompt, while the LLM continues VIG's own
+        text), else the prompts."""
         prompts = _as_list(prompts, image_embeds.shape[0])
-        prefix = self.visual_prefix(image_embeds, prompts).embeds.to(self._llm_dtype())
+        qformer_texts = prompts if qformer_prompts is None else list(qformer_prompts)
+        prefix = self.visual_prefix(image_embeds, qformer_texts).embeds.to(self._llm_dtype())
         tok = self.llm_tokenizer
         ids, mask = tok.batch(prompts, pad_token_id=tok.eos_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)

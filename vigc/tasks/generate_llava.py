@@ -241,7 +241,7 @@ def instruct_blip_llava_vig(
     max_sentences: int = 8,
     verify_margin: float = 0.5,
     vig_answer: bool = False,
-    vig_question_only: bool = False,
+    vig_question_only: bool = True,
     question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
@@ -267,11 +267,13 @@ def instruct_blip_llava_vig(
             "verify" (VIC re-reads each VIG sentence and replaces only those it clearly writes otherwise).
         max_sentences: default and verify modes: most sentences per answer.
         verify_margin: verify mode: how much more likely (mean log-probability per token) a rewrite must be.
-        vig_answer: default mode: keep VIG's own answer (`original_answer`, e.g. for quality reports); otherwise
-            `original_answer` is null, and greedy or sampled VIG stops at the end of its question (the same
-            question). compat and verify always keep it.
-        vig_question_only: default mode: VIG stops at the end of its question under beam search too (faster; the
-            question is then ranked without its answer, so it can differ).
+        vig_answer: default mode: keep VIG's own answer (`original_answer`, e.g. for quality reports, DPO pairs):
+            VIG's answer to the question it stopped at, decoded as a continuation (the question, and every VIC
+            answer, are the same without it); otherwise `original_answer` is null. compat and verify always keep
+            it (VIG's whole output).
+        vig_question_only: default mode: VIG stops at the end of its question, under beam search too (true, the
+            default: the VIC steps write the answer); false ranks VIG's beams on the question with its answer (the
+            whole output; slower, and the question can differ). compat and verify ignore it.
         question_starts: default and verify modes: the first words of VIG's question, drawn per (image, sample)
             from these {words: weight} (seeded by `seed` and the image, so a resume draws the same), as the
             original's OKVQA question pass did; more kinds of question under beam search. None: VIG chooses.

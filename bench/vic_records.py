@@ -1,0 +1,71 @@
+"""Every VIG + VIC output of a fixed workload, as JSON lines: run it before and after a speed change and compare
+the files byte for byte (`cmp`), so a change that is meant to leave outputs alone is shown to.
+
+    python bench/vic_records.py --out before.jsonl [--images 16] [--seed 999]
+    # ... change the code ...
+    python bench/vic_records.py --out after.jsonl && cmp before.jsonl after.jsonl
+
+The workload: `--images` held-out synthetic scenes (seed 999) of the embedded default model, the three LLaVA
+tasks, the shipped decoding settings (5 beams, max_len 250, min_len 1, answer_length 4, max_sentences 12), one
+batch of 8 images at a time, in each setting of `SETTINGS`: compat, the default (VIG stops at its question), the
+default with VIG's continued answer (`vig_answer`), the whole-output ranking (`vig_question_only: false`) and
+verify. A line holds every field of each `QAResult` and the run's work counters (LM steps, decoded tokens,
+vision-encoder passes), so a change in what is decoded shows even where the texts agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from vigc.data.processors import EvalImageProcessor
+from vigc.data.prompts import GENERATION_INSTRUCTIONS
+from vigc.data.shapes import make_scenes
+from vigc.data.shapes_scene import render_scene
+from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
+from vigc.models.decoding import DecodingSettings
+from vigc.models.default_model import vigc_default
+
+SETTINGS: dict[str, dict[str, object]] = {
+    "compat": {"mode": "compat", "reencode_images": True},
+    "default": {"mode": "default"},
+    "default+vig_answer": {"mode": "default", "vig_answer": True},
+    "default+whole_output": {"mode": "default", "vig_question_only": False},
+    "verify": {"mode": "verify"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=999)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = vigc_default()
+    processor = EvalImageProcessor(int(model.vision_model.config.image_size))  # type: ignore[arg-type]
+    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(args.images, args.seed)])
+    decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
+    with args.out.open("w", encoding="utf-8") as out, torch.no_grad():
+        for name in args.settings:
+            settings = VICSettings(vig_decoding=decoding, answer_length=4, max_sentences=12, **SETTINGS[name])  # type: ignore[arg-type]
+            for task, instruction in GENERATION_INSTRUCTIONS.items():
+                stats = GenerationStats()
+                for start in range(0, args.images, args.batch_size):
+                    batch = pixels[start : start + args.batch_size]
+                    results = vig_vic(model, batch, [instruction] * batch.shape[0], settings, stats)
+                    for i, result in enumerate(results):
+                        line = {"setting": name, "task": task, "image": start + i, **asdict(result)}
+                        out.write(json.dumps(line, sort_keys=True) + "\n")
+                out.write(json.dumps({"setting": name, "task": task, "stats": asdict(stats)}, sort_keys=True) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
