@@ -401,6 +401,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         # shipped default's QA); `--whole-output-vig` ranks VIG's whole output there instead.
         vig_answer=True,
         vig_question_only=not args.whole_output_vig,
+        vic_early_stopping=args.vic_early_stopping,
     )
     return settings.with_sampled_vig() if args.sampled_vig else settings
 
@@ -431,6 +432,7 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
         f"default VIG {'ranks its whole output' if args.whole_output_vig else 'stops at its question'}, "
+        f"VIC early stopping {'on' if args.vic_early_stopping else 'off'} (default, verify), "
         f"VIG {'sampled (as samples_per_image draws later samples)' if args.sampled_vig else 'as VIC decodes'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )
