@@ -389,6 +389,8 @@ def build_model_by_name(name: str, finetuned: str | None, device: str, options: 
 
 def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
+    early_stopping = args.vic_early_stopping  # None: run.vic_early_stopping's default
+    early_stopping = VICSettings.vic_early_stopping if early_stopping is None else early_stopping
     settings = VICSettings(
         mode=mode,
         answer_length=args.answer_length,
@@ -401,7 +403,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         # shipped default's QA); `--whole-output-vig` ranks VIG's whole output there instead.
         vig_answer=True,
         vig_question_only=not args.whole_output_vig,
-        vic_early_stopping=args.vic_early_stopping,
+        vic_early_stopping=early_stopping,
     )
     return settings.with_sampled_vig() if args.sampled_vig else settings
 
