@@ -11,7 +11,7 @@ transformers 4.33's generate-from-embeddings that transformers 5 changed (fixtur
   `DecodingSettings.early_stopping` gives 4.33's `early_stopping=True` instead: a row stops as soon as it holds
   `num_beams` finished hypotheses.
 
-Two things differ from 4.33 for speed, not for the output (the oracle tests compare 1000 cases with 4.33): the
+Two things differ from 4.33 for speed, not for the output (the oracle tests compare 1200 cases with 4.33): the
 prompt's forward runs once per input before its rows are repeated for beams or returned sequences, and the beams of
 inputs already done leave the LM batch. Everything here is plain torch; the LM is only called through `LMStep`.
 """
