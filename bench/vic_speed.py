@@ -1,16 +1,19 @@
 """VIC speed: the original algorithm (compat) against the default VIC, and our VIG against transformers' generate.
 
-Three VIC paths run side by side in one process on the same tiny model and the same images, with the shipped
+Four VIC paths run side by side in one process on the same tiny model and the same images, with the shipped
 configs' decoding settings (5 beams, max_len 250, min_len 1, answer_length 4), their repeats interleaved after an
 untimed warm-up: `compat` (the original loop, the vision encoder run at every step as the original did), `default`
-(the shipped default: VIG stops at the end of its question, the VIC steps write the answer) and
-`default+whole_output` (`run.vig_question_only: false`: under beam search VIG decodes its whole output, the
-question ranked together with its answer, as the default did before). Prints, per QA and per LLaVA task: wall
+(the shipped default: VIG stops at the end of its question, the VIC steps write the answer),
+`default+early_stopping` (`run.vic_early_stopping: true`: the VIC steps' beam search ends an input once it holds 5
+finished sentences) and `default+whole_output` (`run.vig_question_only: false`: under beam search VIG decodes its
+whole output, the question ranked together with its answer, as the default did before); `--paths` picks some
+(compat always runs: the ratios are against it). Prints, per QA and per LLaVA task: wall
 and CPU time (the process's CPU time is less disturbed by other jobs on a shared machine), LLM tokens decoded
 (decoding positions x beams), vision-encoder passes per image, the speed-ups and how many final answers and
 questions two paths share.
 
     python bench/vic_speed.py [--model default] [--tasks conv desc comp] [--images 8] [--repeats 3] [--threads 1]
+                              [--paths default default+early_stopping] [--skip-vig]
 
 `--model default` (the default) is the embedded default model on held-out synthetic scenes (seed 999), which
 writes multi-sentence answers; `--model fixture` is the parity fixture's tiny model on its own images
@@ -71,17 +74,19 @@ class ModeRun:
 
 
 # The paths compared: the original algorithm (the vision encoder run at every step, as the original did), the
-# shipped default VIC (VIG stops at the end of its question), and the default with `run.vig_question_only: false`
-# (VIG's whole output under beam search, the question ranked with its answer: the default before question-only).
+# shipped default VIC (VIG stops at the end of its question), the default with the VIC steps' early stopping
+# (`run.vic_early_stopping: true`) and with `run.vig_question_only: false` (VIG's whole output under beam search,
+# the question ranked with its answer: the default before question-only).
 PATHS: dict[str, dict[str, object]] = {
     "compat": {"mode": "compat", "reencode_images": True},
     "default": {"mode": "default"},
+    "default+early_stopping": {"mode": "default", "vic_early_stopping": True},
     "default+whole_output": {"mode": "default", "vig_question_only": False},
 }
 
 
 def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argparse.Namespace) -> dict[str, ModeRun]:
-    """The three paths on one LLaVA task, repeats interleaved (a load change on a shared machine hits every path
+    """The chosen paths on one LLaVA task, repeats interleaved (a load change on a shared machine hits every path
     alike); prints the table and returns the runs."""
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
     instructions = [GENERATION_INSTRUCTIONS[task]] * pixels.shape[0]
@@ -95,6 +100,7 @@ def vic_comparison(model: VIGCModel, pixels: torch.Tensor, task: str, args: argp
             )
         )
         for path, options in PATHS.items()
+        if path in args.paths
     }
     if args.warmup:  # one untimed run of each path: first calls pay for allocations and lazily built tables
         for run in runs.values():
@@ -126,7 +132,9 @@ def print_table(task: str, runs: dict[str, ModeRun], n: int, args: argparse.Name
             f"{run.stats.images_encoded / args.repeats / n:>22.1f}{sum(r.valid for r in run.results):>7}"
             f"{sentences:>18.1f}"
         )
-    pairs = (("default", "compat"), ("default+whole_output", "compat"), ("default", "default+whole_output"))
+    # Every path against compat, and each variant of the default against the default.
+    pairs = [(path, "compat") for path in runs if path != "compat"]
+    pairs += [(path, "default") for path in runs if path.startswith("default+") and "default" in runs]
     for fast, slow in pairs:
         new, other = runs[fast], runs[slow]
         wall_ratio = per_qa(other, n)[0] / per_qa(new, n)[0]
@@ -214,7 +222,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: ratios less disturbed by others)")
     parser.add_argument("--warmup", type=int, default=1, help="1: an untimed run of every path before timing")
     parser.add_argument("--skip-vig", action="store_true", help="leave out VIG against transformers' generate")
+    parser.add_argument(
+        "--paths", nargs="+", choices=[p for p in PATHS if p != "compat"], default=[p for p in PATHS if p != "compat"]
+    )
     args = parser.parse_args()
+    args.paths = ["compat", *args.paths]
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -231,9 +243,9 @@ def main() -> None:
     with torch.no_grad():
         for task in args.tasks:
             runs = vic_comparison(model, pixels, task, args)
-            times[task] = [per_qa(runs[path], pixels.shape[0]) for path in PATHS]
+            times[task] = [per_qa(runs[path], pixels.shape[0]) for path in runs]
     print(f"\nper QA over {', '.join(args.tasks)} (wall / CPU seconds):")
-    for i, path in enumerate(PATHS):
+    for i, path in enumerate(runs):
         wall, cpu = (sum(t[i][j] for t in times.values()) / len(times) for j in (0, 1))
         print(f"  {path:<23}{wall:.3f} / {cpu:.3f}")
     if not args.skip_vig:

@@ -103,3 +103,20 @@ def test_sampled_vig_is_seeded_and_vic_keeps_the_beams(tmp_path: Path, capsys: p
         assert "VIG sampled" in capsys.readouterr().out
         runs.append((tmp_path / name / "records.jsonl").read_text())
     assert runs[0] == runs[1]
+
+
+def test_vic_early_stopping_flag_reaches_the_settings() -> None:
+    """`--vic-early-stopping` / `--no-vic-early-stopping` set `run.vic_early_stopping`; without either, its default."""
+    from vigc.cli.report import add_arguments
+    from vigc.eval import shapes_report
+    from vigc.generation.vic import VICSettings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for argv, expected in (
+        (["--vic-early-stopping"], True),
+        (["--no-vic-early-stopping"], False),
+        ([], VICSettings.vic_early_stopping),
+    ):
+        settings = shapes_report._settings("default", parser.parse_args([*argv, "--verify-margin", "0.5"]))
+        assert settings.vic_early_stopping is expected, argv

@@ -329,3 +329,24 @@ def test_questions_that_do_not_end_are_decoded_again_with_their_answer(scenes_pi
     assert [r.original_answer for r in answered] == [r.original_answer for r in kept]
     with pytest.raises(ConfigError, match="max_question_tokens"):
         VICSettings(max_question_tokens=0)
+
+
+def test_vic_early_stopping_shortens_the_vic_steps_only(scenes_pixels: torch.Tensor) -> None:
+    """`vic_early_stopping` ends the default and verify VIC steps' beam search once 5 sentences are finished: the
+    same questions (VIG's decoding is not touched), fewer LM calls; compat (the original) ignores it."""
+    model = vigc_default()
+    decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
+    instructions = [GENERATION_INSTRUCTIONS["conv"]] * scenes_pixels.shape[0]
+    for mode in ("default", "verify", "compat"):
+        runs = []
+        for early in (False, True):
+            stats = GenerationStats()
+            settings = VICSettings(mode=mode, vig_decoding=decoding, max_sentences=4, vic_early_stopping=early)
+            runs.append((vig_vic(model, scenes_pixels, instructions, settings, stats), stats))
+        (late, late_stats), (early_results, early_stats) = runs
+        assert [r.vig_output for r in early_results] == [r.vig_output for r in late]
+        if mode == "compat":
+            assert [_qa(r) for r in early_results] == [_qa(r) for r in late] and early_stats == late_stats
+        else:
+            assert early_stats.lm_steps < late_stats.lm_steps, mode
+            assert all(r.valid and r.answer for r in early_results)

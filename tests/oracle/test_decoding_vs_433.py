@@ -1,11 +1,12 @@
 """Differential tests of `vigc.models.decoding` against transformers 4.33.3's `generate` from `inputs_embeds`.
 
-1000 random cases on 40 random tiny LLaMA models (float32, as the original ran on CPU; wide initial weights make
+1200 random cases on 40 random tiny LLaMA models (float32, as the original ran on CPU; wide initial weights make
 next-token choices far from ties): batches of 1-8 rows with left padding of different lengths, greedy,
 sampling (temperature, top-p, top-k, a seeded generator against 4.33's seeded global one), 2 and 5 beams,
 max_length / min_length edge values (EOS as the first token, max_length reached, min_length blocking EOS),
-repetition_penalty 1.0 / 1.5, length_penalty 0.5 / 1 / 2, num_return_sequences. The reference side runs once,
-in one process of the oracle environment (`tests/oracle/reference_433.py`).
+repetition_penalty 1.0 / 1.5, length_penalty 0.5 / 1 / 2, num_return_sequences, and half of the beam cases with
+`early_stopping=True`. The reference side runs once, in one process of the oracle environment
+(`tests/oracle/reference_433.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from vigc.models.decoding import DecodingInputs, DecodingOutput, DecodingSetting
 from vigc.models.vigc_model import CausalLMStep
 
 NUM_MODELS = 40
-CASES_PER_MODEL = 25
+CASES_PER_MODEL = 30
 MODES = ("greedy", "sample", "beam2", "beam5")
 
 
@@ -52,6 +53,7 @@ class Case:
             length_penalty=k["length_penalty"],
             num_return_sequences=k["num_return_sequences"],
             hidden_bos_id=k["bos_token_id"],
+            early_stopping=k.get("early_stopping", False),
         )
 
 
@@ -108,6 +110,8 @@ def _case(rng: random.Random, model: LlamaForCausalLM, index: int, vocab: int, h
         "pad_token_id": rng.choice([eos, rng.randrange(vocab)]),
         "bos_token_id": rng.randrange(vocab),
     }
+    if beams > 1 and rng.random() < 0.5:
+        kwargs["early_stopping"] = True  # 4.33: a row is done once it holds num_beams finished hypotheses
     return Case(0, mode, embeds, mask, kwargs, seed=index, eos_is_likeliest=eos == ranking[0])
 
 
@@ -116,6 +120,7 @@ class Comparison:
     cases: list[Case]
     ours: list[DecodingOutput]
     reference: list[dict[str, Any]]
+    without_early_stopping: dict[int, DecodingOutput]  # the early-stopping cases decoded again with it off
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +147,9 @@ def comparison(oracle_python: Path, tmp_path_factory: pytest.TempPathFactory) ->
     torch.save(request, folder / "request.pt")
     run_reference(oracle_python, "decode", folder / "request.pt", folder / "result.pt")
     reference = torch.load(folder / "result.pt", weights_only=True)
-    ours = []
+    ours, late = [], {}
     with torch.no_grad():
-        for case in cases:
+        for i, case in enumerate(cases):
             model = models[case.model]
             inputs = DecodingInputs(
                 inputs_embeds=case.inputs_embeds,
@@ -156,13 +161,15 @@ def comparison(oracle_python: Path, tmp_path_factory: pytest.TempPathFactory) ->
             )
             generator = torch.Generator().manual_seed(case.seed)
             ours.append(decode(inputs, case.settings(), generator=generator))
-    return Comparison(cases, ours, reference)
+            if case.settings().early_stopping:
+                late[i] = decode(inputs, case.settings().with_changes(early_stopping=False))
+    return Comparison(cases, ours, reference, late)
 
 
-def _differences(comparison: Comparison, mode: str) -> tuple[int, list[str]]:
+def _differences(comparison: Comparison, mode: str, early_stopping: bool) -> tuple[int, list[str]]:
     count, problems = 0, []
     for i, (case, ours, ref) in enumerate(zip(comparison.cases, comparison.ours, comparison.reference, strict=True)):
-        if case.mode != mode:
+        if case.mode != mode or case.kwargs.get("early_stopping", False) != early_stopping:
             continue
         count += 1
         if not torch.equal(ours.sequences, ref["sequences"]):
@@ -174,11 +181,28 @@ def _differences(comparison: Comparison, mode: str) -> tuple[int, list[str]]:
     return count, problems
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_decoding_equals_transformers_433(comparison: Comparison, mode: str) -> None:
-    count, problems = _differences(comparison, mode)
-    assert count >= 150, f"only {count} {mode} cases drawn"
-    assert not problems, f"{len(problems)} of {count} {mode} cases differ from 4.33:\n" + "\n".join(problems[:10])
+@pytest.mark.parametrize(
+    ("mode", "early_stopping"),
+    [("greedy", False), ("sample", False), ("beam2", False), ("beam5", False), ("beam2", True), ("beam5", True)],
+)
+def test_decoding_equals_transformers_433(comparison: Comparison, mode: str, early_stopping: bool) -> None:
+    count, problems = _differences(comparison, mode, early_stopping)
+    name = f"{mode}{' early_stopping' if early_stopping else ''}"
+    assert count >= 120, f"only {count} {name} cases drawn"
+    assert not problems, f"{len(problems)} of {count} {name} cases differ from 4.33:\n" + "\n".join(problems[:10])
+
+
+def test_early_stopping_cases_matter(comparison: Comparison) -> None:
+    """The early-stopping cases exercise the rule: decoded with it off, some end on other sequences (which 4.33
+    with `early_stopping=True` did not return) and none takes fewer steps. (Most short random cases run to
+    max_length either way, or another row of the batch does.)"""
+    fewer_steps = other_output = 0
+    for i, late in comparison.without_early_stopping.items():
+        early = comparison.ours[i]
+        fewer_steps += int(early.num_steps < late.num_steps)
+        other_output += int(not torch.equal(early.sequences, late.sequences))
+        assert early.num_steps <= late.num_steps, f"case {i}: early stopping ran longer"
+    assert fewer_steps >= 1 and other_output >= 20, (fewer_steps, other_output)
 
 
 def test_cases_cover_the_edges(comparison: Comparison) -> None:

@@ -400,3 +400,10 @@ def test_generation_tasks_are_told_from_training_tasks_by_their_protocol() -> No
         "instruct_blip_vqa": False,
         "instruct_blip_vqg": True,
     }
+
+
+def test_vic_early_stopping_is_a_run_setting() -> None:
+    from vigc.tasks.generate_llava import instruct_blip_llava_vig
+
+    assert instruct_blip_llava_vig(vic_early_stopping=True).vic.vic_early_stopping
+    assert not instruct_blip_llava_vig(vic_early_stopping=False).vic.vic_early_stopping

@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default mode with run.vig_question_only=false (VIG's beams ranked on the question with its answer)",
     )
     parser.add_argument(
+        "--vic-early-stopping",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default, verify: the VIC steps' beam search ends once it holds num_beams sentences "
+        "(run.vic_early_stopping; default: its default)",
+    )
+    parser.add_argument(
         "--sampled-vig",
         action="store_true",
         help="VIG sampled (temperature 0.9, top-p 0.9; seeded by --seed) as the later samples of "
@@ -125,6 +132,8 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
     else:
         if args.verify_margin is None:
             args.verify_margin = VICSettings.verify_margin
+        if args.vic_early_stopping is None:
+            args.vic_early_stopping = VICSettings.vic_early_stopping
         header, scores, records = report.generate_and_score(args)
     data = report.report_data(scores)
     text = header + "\n\n" + report.format_report(data)

@@ -389,6 +389,8 @@ def build_model_by_name(name: str, finetuned: str | None, device: str, options: 
 
 def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
+    early_stopping = args.vic_early_stopping  # None: run.vic_early_stopping's default
+    early_stopping = VICSettings.vic_early_stopping if early_stopping is None else early_stopping
     settings = VICSettings(
         mode=mode,
         answer_length=args.answer_length,
@@ -401,6 +403,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         # shipped default's QA); `--whole-output-vig` ranks VIG's whole output there instead.
         vig_answer=True,
         vig_question_only=not args.whole_output_vig,
+        vic_early_stopping=early_stopping,
     )
     return settings.with_sampled_vig() if args.sampled_vig else settings
 
@@ -431,6 +434,7 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
         f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
         f"default VIG {'ranks its whole output' if args.whole_output_vig else 'stops at its question'}, "
+        f"VIC early stopping {'on' if args.vic_early_stopping else 'off'} (default, verify), "
         f"VIG {'sampled (as samples_per_image draws later samples)' if args.sampled_vig else 'as VIC decodes'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )

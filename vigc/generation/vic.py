@@ -352,8 +352,11 @@ def _drop_vig_answer(result: QAResult) -> QAResult:
 
 
 def _vic_decoding(model: VisualPromptModel, s: VICSettings) -> tuple[DecodingSettings, SentenceStop]:
-    """The decoding of the VIC steps and their stop rule (the end of a sentence, or of a paragraph)."""
+    """The decoding of the VIC steps (with `vic_early_stopping`) and their stop rule (the end of a sentence, or of
+    a paragraph)."""
     decoding = s.vic_decoding or s.vig_decoding
+    if s.vic_early_stopping:
+        decoding = decoding.with_changes(early_stopping=True)
     return decoding, _sentence_stop(model.llm_tokenizer, int(decoding.hidden_bos_id is not None), s.in_section)
 
 

@@ -57,6 +57,10 @@ class VICSettings:
             at the question, which gives the same question). compat and verify decode VIG's whole output always.
         max_question_tokens: when VIG stops at its question: most tokens it decodes for it (within
             `vig_decoding.max_new_tokens`); a row still without one is decoded again whole (with its answer).
+        vic_early_stopping: default and verify: the VIC steps' beam search ends an input as soon as it holds
+            `num_beams` finished sentences (`DecodingSettings.early_stopping`, 4.33's `early_stopping=True`)
+            instead of running on while a longer sentence could still score higher: fewer LM calls, and
+            sometimes another sentence. compat (the original) and VIG's decoding never use it.
     """
 
     mode: str = "default"
@@ -72,6 +76,7 @@ class VICSettings:
     vig_answer: bool = False
     vig_question_only: bool = True
     max_question_tokens: int = 64
+    vic_early_stopping: bool = False
 
     @property
     def keeps_vig_answer(self) -> bool:

@@ -242,6 +242,7 @@ def instruct_blip_llava_vig(
     verify_margin: float = 0.5,
     vig_answer: bool = False,
     vig_question_only: bool = True,
+    vic_early_stopping: bool = False,
     question_starts: dict[str, float] | None = None,
     samples_per_image: int = 1,
     diversity: str = "sampling",
@@ -274,6 +275,9 @@ def instruct_blip_llava_vig(
         vig_question_only: default mode: VIG stops at the end of its question, under beam search too (true, the
             default: the VIC steps write the answer); false ranks VIG's beams on the question with its answer (the
             whole output; slower, and the question can differ). compat and verify ignore it.
+        vic_early_stopping: default and verify modes: the VIC steps' beam search ends an input once it holds
+            num_beams finished sentences (transformers' early_stopping=True; fewer LM calls, sometimes another
+            sentence). compat (the original) ignores it.
         question_starts: default and verify modes: the first words of VIG's question, drawn per (image, sample)
             from these {words: weight} (seeded by `seed` and the image, so a resume draws the same), as the
             original's OKVQA question pass did; more kinds of question under beam search. None: VIG chooses.
@@ -313,6 +317,7 @@ def instruct_blip_llava_vig(
         verify_margin=verify_margin,
         vig_answer=vig_answer,
         vig_question_only=vig_question_only,
+        vic_early_stopping=vic_early_stopping,
         gen_style=gen_style,
         in_section=in_section,
         last_infer_all=last_infer_all,
