@@ -112,6 +112,10 @@ def test_generate_from_an_empty_folder(tmp_path: Path) -> None:
     scored = _run([sys.executable, "-m", "vigc.cli.main", *report_args], cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr[-3000:]
     assert json.loads(scored.stdout)["header"] == f"2 records from {relative}"
+    report_args[4] = "pkg://vigc/assets/sample_images"  # as the packaged configs name it
+    rescored = _run([sys.executable, "-m", "vigc.cli.main", *report_args], cwd=tmp_path)
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    assert json.loads(rescored.stdout) == json.loads(scored.stdout)
 
 
 @pytest.mark.parametrize("script", ["evaluate.py", "train.py", "vigc_demo.py"])

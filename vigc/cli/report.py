@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="where the model runs")
     parser.add_argument("--records", type=Path, default=None, help="score this run folder / records file instead")
-    parser.add_argument("--ground-truth", type=Path, default=None, help="scenes.json (or its folder) for --records")
+    parser.add_argument(
+        "--ground-truth",
+        default=None,
+        help="scenes.json (or its folder) for --records; pkg://vigc/... or vigc/... names one inside the package",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON object, not tables")
     parser.add_argument("--out", type=Path, default=None, help="write records.jsonl, report.md and report.json here")
 
@@ -121,13 +125,15 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
     """The report as text and as JSON data, and the records it scored."""
     from vigc.data.shapes import read_scenes
     from vigc.eval import shapes_report as report
+    from vigc.generation.sources import resolve_package_path
     from vigc.generation.vic import VICSettings
 
     if args.records is not None:
         records = report.read_records(args.records)
         if not records:
             raise ValueError(f"no records in {args.records}")
-        scores = report.score_by_mode(records, read_scenes(_packaged(args.ground_truth)))
+        truth = Path(resolve_package_path(args.ground_truth, "--ground-truth"))
+        scores = report.score_by_mode(records, read_scenes(_packaged(truth)))
         header = f"{len(records)} records from {args.records}"
     else:
         if args.verify_margin is None:
