@@ -497,8 +497,8 @@ def _reading_key(scene: Scene, slots: Mapping[str, str]) -> tuple[int, ...]:
 # column, row, size or shape (25 of 300 and 18 of 60 held-out questions named pairs that do not qualify); left /
 # right or above / below about the first two objects (7 % invalid on 300 held-out scenes, 16 of 21 of them "above
 # or below" about two objects of one row); above / below about the first and the last object in scenes of four or
-# more (19 % invalid: the writer could not name the last object, and the counting kinds it asked instead in
-# small scenes were answered worse).
+# more (5 to 9 % invalid, 16 to 24 % of the pair questions: the writer could not name the last object, and the
+# counting kinds it asked instead in small scenes were answered worse).
 FIRST_PAIR = "first_pair"
 QUESTION_PLANS: dict[str, tuple[str, ...]] = {
     "conv": ("q_color", "q_shape", "q_where", "q_size", "q_what_at", "q_color", "q_shape", "q_where", "q_size"),
