@@ -126,7 +126,6 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
     from vigc.data.shapes import read_scenes
     from vigc.eval import shapes_report as report
     from vigc.generation.sources import resolve_package_path
-    from vigc.generation.vic import VICSettings
 
     if args.records is not None:
         records = report.read_records(args.records)
@@ -136,10 +135,6 @@ def _score(args: argparse.Namespace) -> tuple[str, dict[str, object], list[dict[
         scores = report.score_by_mode(records, read_scenes(_packaged(truth)))
         header = f"{len(records)} records from {args.records}"
     else:
-        if args.verify_margin is None:
-            args.verify_margin = VICSettings.verify_margin
-        if args.vic_early_stopping is None:
-            args.vic_early_stopping = VICSettings.vic_early_stopping
         header, scores, records = report.generate_and_score(args)
     data = report.report_data(scores)
     text = header + "\n\n" + report.format_report(data)

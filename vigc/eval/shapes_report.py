@@ -389,8 +389,9 @@ def build_model_by_name(name: str, finetuned: str | None, device: str, options: 
 
 def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
     decoding = DecodingSettings.from_lavis(num_beams=args.beams, max_length=args.max_len, min_length=1)
-    early_stopping = args.vic_early_stopping  # None: run.vic_early_stopping's default
-    early_stopping = VICSettings.vic_early_stopping if early_stopping is None else early_stopping
+    # The flags a user leaves unset (None) take the run settings' defaults.
+    margin = VICSettings.verify_margin if args.verify_margin is None else args.verify_margin
+    early_stopping = VICSettings.vic_early_stopping if args.vic_early_stopping is None else args.vic_early_stopping
     settings = VICSettings(
         mode=mode,
         answer_length=args.answer_length,
@@ -398,7 +399,7 @@ def _settings(mode: str, args: argparse.Namespace) -> VICSettings:
         vig_decoding=decoding,
         reencode_images=mode == "compat",  # the original ran the vision encoder at every step
         gen_style=args.gen_style,
-        verify_margin=args.verify_margin,
+        verify_margin=margin,
         # The VIG-only rows need VIG's answer: in default mode VIG's answer to its question, decoded after it (the
         # shipped default's QA); `--whole-output-vig` ranks VIG's whole output there instead.
         vig_answer=True,
@@ -417,10 +418,11 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
     model = build_model_by_name(args.model, args.finetuned, args.device)
     scenes = make_scenes(args.scenes, args.seed)
     by_image = {scene.image: scene for scene in scenes}
+    settings = {mode: _settings(mode, args) for mode in args.modes}
     runs = {}
-    for mode in args.modes:
+    for mode, mode_settings in settings.items():
         torch.manual_seed(args.seed)  # --sampled-vig: each mode draws the same way
-        runs[mode] = generate_records(model, scenes, _settings(mode, args), args.batch_size, args.question_starts)
+        runs[mode] = generate_records(model, scenes, mode_settings, args.batch_size, args.question_starts)
     records = [record for run in runs.values() for record in run.records]
     n = len(scenes) * len(TASKS)
     timing = "\n".join(
@@ -428,13 +430,14 @@ def generate_and_score(args: argparse.Namespace) -> tuple[str, dict[str | None, 
         f"{run.stats.vision_calls} vision-encoder calls"
         for mode, run in runs.items()
     )
+    shared = next(iter(settings.values()))  # the settings every mode has in common
     header = (
         f"{len(scenes)} held-out scenes (seed {args.seed}) x {len(TASKS)} tasks = {n} QA per mode; "
         f"{args.beams} beams, max_len {args.max_len}, answer_length {args.answer_length} (compat), "
-        f"max_sentences {args.max_sentences} (default, verify), verify_margin {args.verify_margin}, "
+        f"max_sentences {args.max_sentences} (default, verify), verify_margin {shared.verify_margin}, "
         f"gen_style {args.gen_style}, question starts {'drawn' if args.question_starts else 'off'}, "
         f"default VIG {'ranks its whole output' if args.whole_output_vig else 'stops at its question'}, "
-        f"VIC early stopping {'on' if args.vic_early_stopping else 'off'} (default, verify), "
+        f"VIC early stopping {'on' if shared.vic_early_stopping else 'off'} (default, verify), "
         f"VIG {'sampled (as samples_per_image draws later samples)' if args.sampled_vig else 'as VIC decodes'}, "
         f"{torch.get_num_threads()} threads\n" + timing
     )
