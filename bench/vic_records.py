@@ -26,21 +26,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from vic_speed import PATHS, load_scene_pixels  # the same workload and paths as the speed bench (bench/ is on the path)
 
-from vigc.data.processors import EvalImageProcessor
 from vigc.data.prompts import GENERATION_INSTRUCTIONS
-from vigc.data.shapes import make_scenes
-from vigc.data.shapes_scene import render_scene
 from vigc.generation.vic import GenerationStats, VICSettings, vig_vic
 from vigc.models.decoding import DecodingSettings
 from vigc.models.default_model import vigc_default
 
+# vic_speed's paths, plus VIG's continued answer and verify mode (with and without early stopping).
 SETTINGS: dict[str, dict[str, object]] = {
-    "compat": {"mode": "compat", "reencode_images": True},
-    "default": {"mode": "default"},
+    **PATHS,
     "default+vig_answer": {"mode": "default", "vig_answer": True},
-    "default+whole_output": {"mode": "default", "vig_question_only": False},
-    "default+early_stopping": {"mode": "default", "vic_early_stopping": True},
     "verify": {"mode": "verify"},
     "verify+early_stopping": {"mode": "verify", "vic_early_stopping": True},
 }
@@ -59,8 +55,7 @@ def main() -> None:
         parser.error("--compare needs two settings that --settings runs")
     torch.set_num_threads(1)
     model = vigc_default()
-    processor = EvalImageProcessor(int(model.vision_model.config.image_size))  # type: ignore[arg-type]
-    pixels = torch.stack([processor(render_scene(scene)) for scene in make_scenes(args.images, args.seed)])
+    pixels = load_scene_pixels(model, args.images, args.seed)
     decoding = DecodingSettings.from_lavis(num_beams=5, max_length=250, min_length=1)
     with args.out.open("w", encoding="utf-8") as out, torch.no_grad():
         for name in args.settings:
